@@ -28,6 +28,21 @@ public static class RepoPaths
 
     private static string FindRoot()
     {
+        var candidates = new[]
+        {
+            Environment.GetEnvironmentVariable("TURBOOCI_ROOT"),
+            typeof(RepoPaths).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+                .Cast<System.Reflection.AssemblyMetadataAttribute>()
+                .FirstOrDefault(a => a.Key == "TurboOci.RepositoryRoot")?.Value,
+        };
+        foreach (var candidate in candidates)
+        {
+            if (candidate is not null && File.Exists(Path.Combine(candidate, "TurboOci.sln")))
+            {
+                return Path.GetFullPath(candidate);
+            }
+        }
+
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             if (File.Exists(Path.Combine(dir.FullName, "TurboOci.sln")))
