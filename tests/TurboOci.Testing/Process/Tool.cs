@@ -37,7 +37,7 @@ public static class Tool
     {
         var stdout = new MemoryStream();
         var stdinBytes = stdin is null ? null : Encoding.UTF8.GetBytes(stdin);
-        var (exitCode, stderr) = RunCore(program, args, stdout, stdinBytes is null ? null : new MemoryStream(stdinBytes), timeout, workingDirectory);
+        var (exitCode, stderr) = RunCore(program, args, stdout, stdinBytes is null ? null : input => input.Write(stdinBytes), timeout, workingDirectory);
         return new ToolResult(exitCode, Encoding.UTF8.GetString(stdout.GetBuffer(), 0, (int)stdout.Length), stderr);
     }
 
@@ -63,29 +63,30 @@ public static class Tool
     }
 
     /// <summary>
-    /// Runs a program with binary stdin and stdout streams (tar, gzip, pigz pipelines); returns the exit
-    /// code and stderr. Neither stream is closed.
+    /// Runs a program as a binary filter (tar, gzip, pigz): <paramref name="writeStdin"/> writes its input
+    /// while its output is copied to <paramref name="stdout"/>, both streamed. Returns the exit code and
+    /// stderr; <paramref name="stdout"/> is not closed.
     /// </summary>
-    public static (int ExitCode, string Stderr) RunStreams(
+    public static (int ExitCode, string Stderr) RunFilter(
         string program,
         IEnumerable<string> args,
-        Stream? stdin,
+        Action<Stream>? writeStdin,
         Stream stdout,
         TimeSpan? timeout = null,
         string? workingDirectory = null) =>
-        RunCore(program, args, stdout, stdin, timeout, workingDirectory);
+        RunCore(program, args, stdout, writeStdin, timeout, workingDirectory);
 
-    /// <summary>Like <see cref="RunStreams"/> but throws unless the program exits 0.</summary>
-    public static void RunStreamsChecked(
+    /// <summary>Like <see cref="RunFilter"/> but throws unless the program exits 0.</summary>
+    public static void RunFilterChecked(
         string program,
         IEnumerable<string> args,
-        Stream? stdin,
+        Action<Stream>? writeStdin,
         Stream stdout,
         TimeSpan? timeout = null,
         string? workingDirectory = null)
     {
         var argList = args.ToArray();
-        var (exitCode, stderr) = RunCore(program, argList, stdout, stdin, timeout, workingDirectory);
+        var (exitCode, stderr) = RunCore(program, argList, stdout, writeStdin, timeout, workingDirectory);
         if (exitCode != 0)
         {
             throw new ToolFailedException(program, argList, new ToolResult(exitCode, "(binary stdout)", stderr));
@@ -121,7 +122,7 @@ public static class Tool
         string program,
         IEnumerable<string> args,
         Stream stdout,
-        Stream? stdin,
+        Action<Stream>? writeStdin,
         TimeSpan? timeout,
         string? workingDirectory)
     {
@@ -149,16 +150,29 @@ public static class Tool
         // otherwise deadlock.
         var stdoutPump = process.StandardOutput.BaseStream.CopyToAsync(stdout);
         var stderrPump = process.StandardError.ReadToEndAsync();
+        Exception? writerFailure = null;
         var stdinPump = Task.Run(() =>
         {
             try
             {
-                stdin?.CopyTo(process.StandardInput.BaseStream);
+                writeStdin?.Invoke(process.StandardInput.BaseStream);
             }
             catch (IOException)
             {
                 // The tool exited without reading all its input (e.g. `tar -t` on a damaged archive); its
                 // exit code tells the story.
+            }
+            catch (Exception e)
+            {
+                // Our own input generator failed: kill the tool so the failure surfaces, not a timeout.
+                writerFailure = e;
+                try
+                {
+                    process.Kill(entireProcessTree: true);
+                }
+                catch (InvalidOperationException)
+                {
+                }
             }
             finally
             {
@@ -181,6 +195,11 @@ public static class Tool
         }
 
         Task.WaitAll(stdoutPump, stderrPump, stdinPump);
+        if (writerFailure is not null)
+        {
+            throw new InvalidOperationException($"writing the input of {program} failed", writerFailure);
+        }
+
         return (process.ExitCode, stderrPump.Result);
     }
 }

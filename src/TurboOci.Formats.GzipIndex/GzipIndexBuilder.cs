@@ -1,0 +1,20 @@
+using TurboOci.Storage.Compression;
+
+namespace TurboOci.Formats.GzipIndex;
+
+/// <summary>Builds a gzip index from a whole gzip stream in one pass (the uncompressed bytes are discarded).</summary>
+public static class GzipIndexBuilder
+{
+    public static GzipIndexBuildResult Build(Stream compressed, Stream indexOutput, IInflaterFactory inflaters, IZlibBlockCodec codec,
+        GzipIndexOptions? options = null, IProgress<long>? compressedProgress = null)
+    {
+        using var indexing = new GzipIndexingStream(compressed, indexOutput, inflaters, codec, options, leaveOpen: true);
+        var buffer = new byte[1 << 20];
+        while (indexing.Read(buffer) > 0)
+        {
+            compressedProgress?.Report(indexing.CompressedPosition);
+        }
+
+        return indexing.Complete();
+    }
+}

@@ -1,0 +1,137 @@
+using TurboOci.Storage;
+
+namespace TurboOci.Formats.Lsmt;
+
+/// <summary>
+/// A virtual disk described by an LSMT index: a committed layer, a writable layer, or a stack of layers.
+/// Reads of any offset and length walk the sorted entries overlapping the request: data entries read their
+/// backing file, zeroed entries read zeros, and gaps read whatever <see cref="ReadGap"/> says (zeros for a
+/// read-only layer, the lower layers for a writable one).
+/// </summary>
+public abstract class MappedLayer : BlockSource
+{
+    /// <summary>This layer's own uuid (upper-case text; the null UUID when none).</summary>
+    public abstract string Uuid { get; }
+
+    /// <summary>The uuid of the layer below as recorded in this layer.</summary>
+    public abstract string ParentUuid { get; }
+
+    /// <summary>
+    /// The entries this layer contributes when stacked, sorted, tags 0. Reads of them must go through
+    /// <see cref="ReadStackData"/>: a layer whose entries use several backing files (a warp layer) exports
+    /// identity mappings and resolves them itself, as overlaybd does.
+    /// </summary>
+    public abstract SegmentMapping[] GetStackEntries();
+
+    /// <summary>Reads the data of a (trimmed) entry from <see cref="GetStackEntries"/>, starting <paramref name="skip"/> bytes into it.</summary>
+    protected internal abstract void ReadStackData(in SegmentMapping entry, long skip, Span<byte> destination);
+
+    /// <summary>Reads a range no entry maps: zeros unless overridden.</summary>
+    protected virtual void ReadGap(long offset, Span<byte> destination) => destination.Clear();
+
+    /// <summary>Extents of a range no entry maps.</summary>
+    protected virtual IEnumerable<BlockExtent> GapExtents(long offset, long length)
+    {
+        yield return new BlockExtent(offset, length, ExtentKind.Zero);
+    }
+
+    /// <summary>Reads the data of one entry of this layer's own index, <paramref name="skip"/> bytes into it.</summary>
+    protected abstract void ReadEntryData(in SegmentMapping entry, long skip, Span<byte> destination);
+
+    /// <summary>Reads [offset, offset + destination.Length) through <paramref name="sorted"/>, resolving each data entry with <see cref="ReadEntryData"/>.</summary>
+    /// <remarks>Does not clamp to <see cref="BlockSource.Size"/>: public reads clamp first (see <see cref="ReadClamped"/>).</remarks>
+    protected void ReadThrough(ReadOnlySpan<SegmentMapping> sorted, long offset, Span<byte> destination)
+    {
+        var end = offset + destination.Length;
+        var position = offset;
+        for (var i = SegmentIndex.FindFirst(sorted, (ulong)offset >> LsmtConstants.SectorShift); i < sorted.Length && position < end; i++)
+        {
+            var entry = sorted[i];
+            var entryStart = checked((long)entry.Offset << LsmtConstants.SectorShift);
+            if (entryStart >= end)
+            {
+                break;
+            }
+
+            if (entryStart > position)
+            {
+                ReadGap(position, destination[(int)(position - offset)..(int)(entryStart - offset)]);
+                position = entryStart;
+            }
+
+            var pieceEnd = Math.Min(end, checked((long)entry.End << LsmtConstants.SectorShift));
+            var piece = destination[(int)(position - offset)..(int)(pieceEnd - offset)];
+            if (entry.Zeroed)
+            {
+                piece.Clear();
+            }
+            else
+            {
+                ReadEntryData(entry, position - entryStart, piece);
+            }
+
+            position = pieceEnd;
+        }
+
+        if (position < end)
+        {
+            ReadGap(position, destination[(int)(position - offset)..]);
+        }
+    }
+
+    /// <summary>A public read: clamps to <see cref="BlockSource.Size"/>, then reads through <paramref name="sorted"/>.</summary>
+    protected int ReadClamped(ReadOnlySpan<SegmentMapping> sorted, long offset, Span<byte> destination)
+    {
+        var length = ClampLength(offset, destination.Length);
+        ReadThrough(sorted, offset, destination[..length]);
+        return length;
+    }
+
+    /// <summary>Lists data/zero extents of [offset, offset + length) from <paramref name="sorted"/>, gaps through <see cref="GapExtents"/>.</summary>
+    protected IEnumerable<BlockExtent> ExtentsThrough(SegmentMapping[] sorted, long offset, long length)
+    {
+        var end = Math.Min(Size, offset + length);
+        var position = offset;
+        for (var i = SegmentIndex.FindFirst(sorted, (ulong)offset >> LsmtConstants.SectorShift); i < sorted.Length && position < end; i++)
+        {
+            var entry = sorted[i];
+            var entryStart = (long)entry.Offset << LsmtConstants.SectorShift;
+            if (entryStart >= end)
+            {
+                break;
+            }
+
+            if (entryStart > position)
+            {
+                foreach (var gap in GapExtents(position, entryStart - position))
+                {
+                    yield return gap;
+                }
+
+                position = entryStart;
+            }
+
+            var pieceEnd = Math.Min(end, (long)entry.End << LsmtConstants.SectorShift);
+            yield return new BlockExtent(position, pieceEnd - position, entry.Zeroed ? ExtentKind.Zero : ExtentKind.Data);
+            position = pieceEnd;
+        }
+
+        if (position < end)
+        {
+            foreach (var gap in GapExtents(position, end - position))
+            {
+                yield return gap;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="destination"/> from <paramref name="backing"/> at <paramref name="position"/>; bytes past the
+    /// end of the backing file read as zeros (overlaybd's rule for a short data file).
+    /// </summary>
+    protected static void ReadBacking(BlockSource backing, long position, Span<byte> destination)
+    {
+        var read = backing.ReadAt(position, destination);
+        destination[read..].Clear();
+    }
+}

@@ -1,0 +1,211 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace TurboOci.Formats.Lsmt;
+
+/// <summary>
+/// A read-only LSMT index: entries sorted by offset, non-overlapping, in one flat array of 16-byte
+/// entries searched by binary search (formats doc §1.9). Immutable, so any number of threads may
+/// look up at once.
+/// </summary>
+public sealed class SegmentIndex
+{
+    private readonly SegmentMapping[] _entries;
+
+    /// <summary>Wraps entries that the caller guarantees sorted and non-overlapping (see <see cref="CheckOrder"/>).</summary>
+    public SegmentIndex(SegmentMapping[] sortedEntries)
+    {
+        _entries = sortedEntries;
+    }
+
+    public static SegmentIndex Empty { get; } = new([]);
+
+    public ReadOnlySpan<SegmentMapping> Entries => _entries;
+
+    internal SegmentMapping[] RawEntries => _entries;
+
+    public int Count => _entries.Length;
+
+    /// <summary>Sectors holding stored data (non-zeroed entries).</summary>
+    public ulong DataSectors
+    {
+        get
+        {
+            ulong total = 0;
+            foreach (var entry in _entries)
+            {
+                total += entry.Zeroed ? 0 : entry.Length;
+            }
+
+            return total;
+        }
+    }
+
+    /// <summary>Index of the first entry whose end lies after <paramref name="sector"/>, or Count.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int FindFirst(ulong sector) => FindFirst(_entries, sector);
+
+    /// <summary>Index of the first entry of <paramref name="sorted"/> whose end lies after <paramref name="sector"/>.</summary>
+    public static int FindFirst(ReadOnlySpan<SegmentMapping> sorted, ulong sector)
+    {
+        // Lower bound on "end > sector": entries do not overlap, so ends are sorted too.
+        ref var first = ref MemoryMarshal.GetReference(sorted);
+        var low = 0;
+        var count = sorted.Length;
+        while (count > 0)
+        {
+            var half = count >> 1;
+            if (Unsafe.Add(ref first, low + half).End <= sector)
+            {
+                low += half + 1;
+                count -= half + 1;
+            }
+            else
+            {
+                count = half;
+            }
+        }
+
+        return low;
+    }
+
+    /// <summary>
+    /// Writes the entries overlapping [<paramref name="start"/>, <paramref name="end"/>) sectors, trimmed to it,
+    /// into <paramref name="output"/>; returns how many (at most output.Length: call again from the last end for more).
+    /// </summary>
+    public int Lookup(ulong start, ulong end, Span<SegmentMapping> output)
+    {
+        var n = 0;
+        for (var i = FindFirst(start); i < _entries.Length && n < output.Length; i++)
+        {
+            var entry = _entries[i];
+            if (entry.Offset >= end)
+            {
+                break;
+            }
+
+            output[n++] = entry.Trim(start, end);
+        }
+
+        return n;
+    }
+
+    /// <summary>
+    /// The same ranges as identity mappings (moffset = offset, tag 0): how a layer that resolves its own
+    /// backing files (a warp layer, a nested stack) appears in a stack, as overlaybd does.
+    /// </summary>
+    public static SegmentMapping[] ToIdentity(ReadOnlySpan<SegmentMapping> sorted)
+    {
+        var identity = new SegmentMapping[sorted.Length];
+        for (var i = 0; i < identity.Length; i++)
+        {
+            identity[i] = new SegmentMapping(sorted[i].Offset, sorted[i].Length, sorted[i].Offset, sorted[i].Zeroed);
+        }
+
+        return identity;
+    }
+
+    /// <summary>Throws unless entries are sorted by offset and do not overlap (touching allowed).</summary>
+    public static void CheckOrder(ReadOnlySpan<SegmentMapping> entries, Func<int, Exception> onError)
+    {
+        for (var i = 1; i < entries.Length; i++)
+        {
+            if (entries[i - 1].End > entries[i].Offset)
+            {
+                throw onError(i);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Folds entry j into the previous output entry when they touch logically and physically, have the same
+    /// zeroed flag and tag, and the sum stays below 16383 sectors — overlaybd's <c>compress_raw_index</c>, which
+    /// every commit applies, so our commits come out byte-identical.
+    /// </summary>
+    public static List<SegmentMapping> Compress(ReadOnlySpan<SegmentMapping> sorted)
+    {
+        var output = new List<SegmentMapping>(sorted.Length);
+        foreach (var entry in sorted)
+        {
+            if (output.Count > 0)
+            {
+                var last = output[^1];
+                if (last.End == entry.Offset && last.MappedEnd == entry.MappedOffset && last.Zeroed == entry.Zeroed
+                    && last.Tag == entry.Tag && last.Length + entry.Length < LsmtConstants.MaxMappingLength)
+                {
+                    output[^1] = new SegmentMapping(last.Offset, last.Length + entry.Length, last.MappedOffset, last.Zeroed, last.Tag);
+                    continue;
+                }
+            }
+
+            output.Add(entry);
+        }
+
+        return output;
+    }
+
+    /// <summary>
+    /// Merges layer indexes given top layer first (formats doc §1.7): the top layer's entries win, its gaps are
+    /// filled from the next layer, and so on. Each output entry's tag is the level (0 = top) of the layer it
+    /// came from; entries are trimmed to the gap they fill. Zeroed entries hide lower layers like data does.
+    /// </summary>
+    public static SegmentMapping[] MergeLayers(IReadOnlyList<SegmentMapping[]> topFirst, long maxEntries = LsmtConstants.MaxIndexEntries)
+    {
+        if (topFirst.Count > LsmtConstants.MaxStackLayers + 1)
+        {
+            throw new ArgumentException($"at most {LsmtConstants.MaxStackLayers} layers can be stacked, got {topFirst.Count}");
+        }
+
+        var merged = new List<SegmentMapping>();
+        var next = new List<SegmentMapping>();
+        for (var level = 0; level < topFirst.Count; level++)
+        {
+            FillGaps(merged, topFirst[level], (byte)level, next);
+            if (next.Count > maxEntries)
+            {
+                throw new InvalidOperationException($"the merged index would hold more than {maxEntries} entries");
+            }
+
+            (merged, next) = (next, merged);
+            next.Clear();
+        }
+
+        return [.. merged];
+    }
+
+    /// <summary>One merge step: <paramref name="upper"/> (already merged) plus the parts of <paramref name="lower"/> in its gaps.</summary>
+    private static void FillGaps(List<SegmentMapping> upper, ReadOnlySpan<SegmentMapping> lower, byte tag, List<SegmentMapping> output)
+    {
+        var u = 0;
+        foreach (var entry in lower)
+        {
+            // Emit upper entries that start before this lower entry ends, filling gaps as we go.
+            var position = entry.Offset;
+            while (position < entry.End)
+            {
+                while (u < upper.Count && upper[u].End <= position)
+                {
+                    output.Add(upper[u]);
+                    u++;
+                }
+
+                if (u < upper.Count && upper[u].Offset <= position)
+                {
+                    // Covered by an upper entry: skip past it.
+                    position = upper[u].End;
+                    continue;
+                }
+
+                var gapEnd = u < upper.Count ? upper[u].Offset : ulong.MaxValue;
+                var pieceEnd = Math.Min(gapEnd, entry.End);
+                output.Add(entry.Trim(position, pieceEnd).WithTag(tag));
+                position = pieceEnd;
+            }
+        }
+
+        for (; u < upper.Count; u++)
+        {
+            output.Add(upper[u]);
+        }
+    }
+}

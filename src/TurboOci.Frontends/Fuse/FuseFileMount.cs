@@ -1,0 +1,280 @@
+using Microsoft.Win32.SafeHandles;
+using TurboOci.Interop.Fuse;
+using TurboOci.Interop.Linux;
+using TurboOci.Storage;
+
+namespace TurboOci.Frontends.Fuse;
+
+/// <summary>How a <see cref="FuseFileMount"/> presents its device.</summary>
+public sealed record FuseFileMountOptions
+{
+    /// <summary>The name of the one file in the mounted directory.</summary>
+    public string FileName { get; init; } = "device";
+
+    /// <summary>Serve read-only even when the source is writable.</summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>Threads reading /dev/fuse; the kernel queues requests from many readers (the loop driver, fio) in parallel.</summary>
+    public int Workers { get; init; } = Math.Clamp(Environment.ProcessorCount, 2, 8);
+
+    /// <summary>The largest read or write one request carries (max_write and max_pages).</summary>
+    public int MaxTransfer { get; init; } = 1 << 20;
+
+    /// <summary>Let users other than the mounting one open the file (allow_other).</summary>
+    public bool AllowOther { get; init; } = true;
+}
+
+/// <summary>
+/// A block source served as one file in a FUSE-mounted directory, by our own implementation of the
+/// FUSE kernel protocol on /dev/fuse. Put a loop device on <see cref="FilePath"/> and mount the
+/// filesystem inside; detach the loop device before disposing this object.
+/// </summary>
+public sealed class FuseFileMount : IDisposable, IAsyncDisposable
+{
+    /// <summary>The FUSE subtype: mounts show as file system type "fuse.turbooci".</summary>
+    public const string Subtype = "turbooci";
+
+    private const int IdlePollMilliseconds = 200;
+
+    private readonly SafeFileHandle _device;
+    private readonly Thread[] _workers;
+    private readonly CancellationTokenSource _stop = new();
+    private Exception? _workerFault;
+    private int _disposed;
+
+    private FuseFileMount(string mountPoint, SafeFileHandle device, FuseFileSystem fileSystem, int workers, string fileName)
+    {
+        MountPoint = mountPoint;
+        FilePath = Path.Combine(mountPoint, fileName);
+        FileSystem = fileSystem;
+        _device = device;
+        _workers = new Thread[workers];
+        for (var i = 0; i < workers; i++)
+        {
+            _workers[i] = new Thread(Serve) { IsBackground = true, Name = $"fuse-{Path.GetFileName(mountPoint)}-{i}" };
+        }
+    }
+
+    public string MountPoint { get; }
+
+    /// <summary>The device file: <see cref="MountPoint"/>/<see cref="FuseFileMountOptions.FileName"/>.</summary>
+    public string FilePath { get; }
+
+    /// <summary>The protocol state, with per-opcode request counts.</summary>
+    public FuseFileSystem FileSystem { get; }
+
+    /// <summary>A failure of the serving threads themselves (not of the source), if one happened.</summary>
+    public Exception? WorkerFault => Volatile.Read(ref _workerFault);
+
+    /// <summary>
+    /// Mounts <paramref name="source"/> as a file in <paramref name="mountPoint"/> (an existing,
+    /// empty directory) and starts serving. Returns once the kernel has completed INIT.
+    /// </summary>
+    public static FuseFileMount Mount(string mountPoint, BlockSource source, FuseFileMountOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        options ??= new FuseFileMountOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Workers, 1);
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(mountPoint));
+        if (!Directory.Exists(full))
+        {
+            throw new DirectoryNotFoundException($"mount point {full} does not exist");
+        }
+
+        var (uid, gid) = Posix.Identity;
+        var fileSystem = new FuseFileSystem(source, options.FileName, options.ReadOnly, options.MaxTransfer, uid, gid);
+        var device = FuseKernel.OpenDevice();
+        FuseFileMount? mount = null;
+        try
+        {
+            FuseKernel.Mount(device, full, "turbooci", Subtype, fileSystem.ReadOnly, options.AllowOther);
+            mount = new FuseFileMount(full, device, fileSystem, options.Workers, options.FileName);
+            foreach (var worker in mount._workers)
+            {
+                worker.Start();
+            }
+
+            // The kernel sends INIT right after mount(2); the first file operation waits for it anyway,
+            // but returning only once it is answered makes a failed negotiation an exception here.
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (!fileSystem.Initialized && mount.WorkerFault is null && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(1);
+            }
+
+            if (!fileSystem.Initialized)
+            {
+                throw new IOException($"FUSE INIT on {full} did not complete", mount.WorkerFault);
+            }
+
+            return mount;
+        }
+        catch
+        {
+            if (mount is not null)
+            {
+                mount.Dispose();
+            }
+            else
+            {
+                device.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Cleans up after a serving process that died: in <paramref name="mountPoint"/>, a FUSE mount
+    /// whose connection is gone (every access says ENOTCONN). Filesystems mounted from loop devices
+    /// over its files are lazily unmounted, those loop devices detached (deferred by the kernel until
+    /// the filesystem lets go), and the FUSE mount lazily unmounted. A live mount is left alone.
+    /// </summary>
+    /// <returns>Whether a stale mount was found and removed.</returns>
+    public static bool CleanupStale(string mountPoint)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(mountPoint));
+        var mount = Mounts.At(full);
+        if (mount is null || !mount.FileSystemType.StartsWith("fuse", StringComparison.Ordinal) || IsAlive(full))
+        {
+            return false;
+        }
+
+        DetachLoopDevicesUnder(full);
+        var errno = Mounts.TryUnmount(full, UnmountFlags.Detach);
+        if (errno != 0 && errno != (int)Errno.EINVAL) // EINVAL: someone else unmounted it meanwhile
+        {
+            throw new ErrnoException("umount2", full, errno);
+        }
+
+        return true;
+    }
+
+    /// <summary>Lazily unmounts what is mounted from loop devices backed by files under <paramref name="directory"/>, and detaches them.</summary>
+    internal static void DetachLoopDevicesUnder(string directory)
+    {
+        var loops = LoopDevice.FindByBackingFile(directory);
+        foreach (var loop in loops)
+        {
+            foreach (var user in Mounts.Read().Where(m => m.Source == loop.Path).Reverse())
+            {
+                Mounts.TryUnmount(user.MountPoint, UnmountFlags.Detach);
+            }
+
+            loop.Detach();
+        }
+    }
+
+    private static bool IsAlive(string mountPoint)
+    {
+        try
+        {
+            _ = Directory.GetFileSystemEntries(mountPoint);
+            return true;
+        }
+        catch (IOException)
+        {
+            return false; // ENOTCONN: "Transport endpoint is not connected"
+        }
+    }
+
+    private void Serve()
+    {
+        var request = new byte[FileSystem.RequestBufferSize];
+        var reply = new byte[FileSystem.ReplyBufferSize];
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var read = Posix.Read(_device, request);
+                if (read < 0)
+                {
+                    switch ((Errno)(-read))
+                    {
+                        case Errno.EAGAIN:
+                            Posix.PollIn(_device, IdlePollMilliseconds);
+                            continue;
+                        case Errno.EINTR:
+                        case Errno.ENOENT: // the request was interrupted before we read it
+                            continue;
+                        case Errno.ENODEV: // unmounted: the connection is over
+                            return;
+                        default:
+                            throw new ErrnoException("read", FuseKernel.DevicePath, -read);
+                    }
+                }
+
+                var length = FileSystem.Handle(request.AsSpan(0, read), reply);
+                if (length > 0)
+                {
+                    var written = Posix.Write(_device, reply.AsSpan(0, length));
+
+                    // ENOENT: the request was interrupted and is gone; ENODEV: the connection was aborted.
+                    if (written < 0 && (Errno)(-written) is not (Errno.ENOENT or Errno.ENODEV))
+                    {
+                        throw new ErrnoException("write", FuseKernel.DevicePath, -written);
+                    }
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            Interlocked.CompareExchange(ref _workerFault, e, null);
+        }
+    }
+
+    /// <summary>
+    /// Unmounts and stops serving. If something still holds the mount (a loop device not yet
+    /// detached), the unmount is lazy: the directory is gone from the tree at once, and closing the
+    /// connection makes that holder's I/O fail instead of hang.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        var errno = Mounts.TryUnmount(MountPoint);
+        if (errno == (int)Errno.EBUSY)
+        {
+            Mounts.TryUnmount(MountPoint, UnmountFlags.Detach);
+        }
+
+        Shutdown();
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// What a crash leaves behind, for tests of <see cref="CleanupStale"/>: the connection closed
+    /// (as the kernel closes it when the process dies) and the mount still in place.
+    /// </summary>
+    internal void Abandon()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            Shutdown();
+        }
+    }
+
+    private void Shutdown()
+    {
+        _stop.Cancel();
+        foreach (var worker in _workers)
+        {
+            if (worker.IsAlive)
+            {
+                worker.Join();
+            }
+        }
+
+        // Closing the last descriptor of a connection aborts it: any request still pending fails.
+        _device.Dispose();
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,82 @@
+using Microsoft.Extensions.Caching.Memory;
+
+namespace TurboOci.Registry.Cache;
+
+/// <summary>A cache of fetched blob ranges, keyed by blob digest and range offset.</summary>
+public interface IRangeCache
+{
+    /// <summary>Fills <paramref name="destination"/> with the cached range at <paramref name="offset"/> of exactly its length, or returns false.</summary>
+    bool TryRead(Digest blob, long offset, Span<byte> destination);
+
+    /// <summary>Stores a range that was fetched and verified.</summary>
+    void Write(Digest blob, long offset, ReadOnlySpan<byte> data);
+
+    /// <summary>A cheap guess whether the range is cached (no data read, no checksum): for read-ahead decisions.</summary>
+    bool Contains(Digest blob, long offset, int length);
+}
+
+/// <summary>Hot ranges in memory with a byte budget (Microsoft.Extensions.Caching.Memory, size = bytes).</summary>
+public sealed class MemoryRangeCache : IRangeCache, IDisposable
+{
+    private readonly MemoryCache _cache;
+
+    public MemoryRangeCache(long capacityBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacityBytes);
+        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = capacityBytes, CompactionPercentage = 0.25 });
+    }
+
+    public bool TryRead(Digest blob, long offset, Span<byte> destination)
+    {
+        if (_cache.TryGetValue((blob, offset), out byte[]? data) && data is not null && data.Length == destination.Length)
+        {
+            data.CopyTo(destination);
+            return true;
+        }
+
+        return false;
+    }
+
+    public bool Contains(Digest blob, long offset, int length) =>
+        _cache.TryGetValue((blob, offset), out byte[]? data) && data?.Length == length;
+
+    public void Write(Digest blob, long offset, ReadOnlySpan<byte> data) =>
+        _cache.Set((blob, offset), data.ToArray(), new MemoryCacheEntryOptions { Size = data.Length });
+
+    public void Dispose() => _cache.Dispose();
+}
+
+/// <summary>
+/// Caches tried in order (memory, then disk): a hit in a lower one is copied into the ones above it;
+/// writes go to all of them.
+/// </summary>
+public sealed class LayeredRangeCache(params IRangeCache[] layers) : IRangeCache
+{
+    public bool TryRead(Digest blob, long offset, Span<byte> destination)
+    {
+        for (var i = 0; i < layers.Length; i++)
+        {
+            if (layers[i].TryRead(blob, offset, destination))
+            {
+                for (var j = 0; j < i; j++)
+                {
+                    layers[j].Write(blob, offset, destination);
+                }
+
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    public bool Contains(Digest blob, long offset, int length) => layers.Any(l => l.Contains(blob, offset, length));
+
+    public void Write(Digest blob, long offset, ReadOnlySpan<byte> data)
+    {
+        foreach (var layer in layers)
+        {
+            layer.Write(blob, offset, data);
+        }
+    }
+}

@@ -1,0 +1,293 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+
+namespace TurboOci.Registry;
+
+/// <summary>
+/// An OCI distribution client on HttpClient: auth (anonymous, Basic, bearer tokens), redirects that never
+/// carry credentials to another host, mirrors and per-registry proxies, and retries with jittered backoff
+/// on 5xx, 429 (honouring Retry-After), timeouts and connection resets, within a bounded budget.
+/// Thread-safe; share one per process.
+/// </summary>
+public sealed partial class RegistryClient : IDisposable
+{
+    private const int MaxRedirects = 5;
+
+    private readonly RegistryClientOptions _options;
+    private readonly ConcurrentDictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (Uri Location, DateTimeOffset Expires)> _redirects = new(StringComparer.Ordinal);
+    private readonly RegistryAuthenticator _auth;
+    private long _requests;
+
+    public RegistryClient(RegistryClientOptions? options = null)
+    {
+        _options = options ?? new RegistryClientOptions();
+        _auth = new RegistryAuthenticator(_options, ClientFor);
+    }
+
+    public RegistryClientOptions Options => _options;
+
+    /// <summary>HTTP requests sent to registries and mirrors so far (token requests not included).</summary>
+    public long RequestCount => Interlocked.Read(ref _requests);
+
+    /// <summary>Token requests sent to auth realms so far.</summary>
+    public int TokenRequestCount => _auth.TokenRequests;
+
+    /// <summary>What one registry call needs: where, what, with which access, and which answers are success.</summary>
+    internal sealed record Call(ImageReference Image, HttpMethod Method, string PathAndQuery)
+    {
+        public string Actions { get; init; } = "pull";
+
+        /// <summary>Extra repositories the token must cover (cross-repository mount).</summary>
+        public IReadOnlyList<string> ExtraPullRepositories { get; init; } = [];
+
+        public IReadOnlyList<string> Accept { get; init; } = [];
+
+        public RangeHeaderValue? Range { get; init; }
+
+        /// <summary>For whole-blob GETs: bytes already received, so a retry asks only for the rest.</summary>
+        public Func<long>? ResumeFrom { get; init; }
+
+        public Func<HttpContent>? Content { get; init; }
+
+        public bool UseMirrors { get; init; }
+
+        /// <summary>Reuse a cached redirect target (blob GETs).</summary>
+        public bool CacheRedirect { get; init; }
+
+        /// <summary>Statuses handed to the consumer; anything else is an error (or a retry for 5xx/429).</summary>
+        public Func<HttpStatusCode, bool> Accepts { get; init; } = status => (int)status is >= 200 and < 300;
+
+        public string Scope => string.Join(' ',
+            ExtraPullRepositories.Select(r => $"repository:{r}:pull").Prepend($"repository:{Image.Repository}:{Actions}"));
+
+        public string Describe => $"{Method} {Image.Registry}/{Image.Repository} {PathAndQuery.Split('?')[0].Split('/').Last()}";
+    }
+
+    /// <summary>A failure worth another attempt, with the delay the server asked for if any.</summary>
+    internal sealed class TransientException(string message, TimeSpan? retryAfter = null, Exception? inner = null) : Exception(message, inner)
+    {
+        public TimeSpan? RetryAfter { get; } = retryAfter;
+    }
+
+    /// <summary>
+    /// Runs a call with auth, redirects, mirrors and retries; <paramref name="consume"/> reads the response and
+    /// may throw <see cref="TransientException"/> (or an I/O error) to have the whole call retried.
+    /// </summary>
+    internal async Task<T> ExecuteAsync<T>(Call call, Func<HttpResponseMessage, CancellationToken, Task<T>> consume, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var attempt = 0;
+        var reauthenticated = false;
+        var endpoints = Endpoints(call);
+        var endpointIndex = 0;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var endpoint = endpoints[endpointIndex];
+            var isMirror = endpointIndex < endpoints.Count - 1;
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_options.AttemptTimeout);
+            try
+            {
+                using var response = await SendAsync(call, endpoint, isMirror, timeout.Token).ConfigureAwait(false);
+                if (response.StatusCode == HttpStatusCode.Unauthorized && !isMirror)
+                {
+                    if (reauthenticated || !_auth.OnUnauthorized(call.Image.Registry, call.Scope, response))
+                    {
+                        throw new RegistryAuthenticationException(
+                            $"{call.Image.Registry} refused access to {call.Image.Repository} ({call.Actions}): authentication failed", response.StatusCode);
+                    }
+
+                    reauthenticated = true;
+                    continue;
+                }
+
+                if (isMirror && !call.Accepts(response.StatusCode))
+                {
+                    _options.Log?.Invoke($"mirror {endpoint} answered {(int)response.StatusCode} for {call.Describe}; trying the next endpoint");
+                    endpointIndex++;
+                    continue;
+                }
+
+                if (IsTransient(response.StatusCode))
+                {
+                    throw new TransientException($"{call.Describe}: {(int)response.StatusCode} {response.ReasonPhrase}", RetryAfter(response));
+                }
+
+                if (!call.Accepts(response.StatusCode))
+                {
+                    throw await ErrorAsync(call, response, timeout.Token).ConfigureAwait(false);
+                }
+
+                return await consume(response, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsRetryable(e))
+            {
+                if (isMirror)
+                {
+                    _options.Log?.Invoke($"mirror {endpoint} failed for {call.Describe} ({e.Message}); trying the next endpoint");
+                    endpointIndex++;
+                    continue;
+                }
+
+                attempt++;
+                var retryAfter = (e as TransientException)?.RetryAfter;
+                var delay = retryAfter ?? _options.Retry.DelayFor(attempt);
+                var reason = e is OperationCanceledException ? $"no answer within {_options.AttemptTimeout.TotalSeconds:0.#} s" : e.Message;
+                if (attempt >= _options.Retry.MaxAttempts || clock.Elapsed + delay > _options.Retry.Budget ||
+                    (retryAfter is { } asked && asked > _options.Retry.MaxRetryAfter))
+                {
+                    throw new RegistryException($"{call.Describe} failed after {attempt} attempt(s) in {clock.Elapsed.TotalSeconds:0.0} s: {reason}", null, e);
+                }
+
+                _options.Log?.Invoke($"retry {attempt}/{_options.Retry.MaxAttempts - 1} of {call.Describe} in {delay.TotalMilliseconds:0} ms: {reason}");
+                _redirects.Clear();
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static bool IsTransient(HttpStatusCode status) =>
+        status is HttpStatusCode.TooManyRequests or HttpStatusCode.RequestTimeout || (int)status >= 500;
+
+    private static bool IsRetryable(Exception e) =>
+        e is TransientException or HttpRequestException or IOException or SocketException or OperationCanceledException;
+
+    private static TimeSpan? RetryAfter(HttpResponseMessage response) =>
+        response.Headers.RetryAfter switch
+        {
+            { Delta: { } delta } => delta,
+            { Date: { } date } => date - DateTimeOffset.UtcNow is var wait && wait > TimeSpan.Zero ? wait : TimeSpan.Zero,
+            _ => null,
+        };
+
+    private List<string> Endpoints(Call call)
+    {
+        var upstream = BaseUrl(call.Image.Endpoint, call.Image.Registry);
+        if (!call.UseMirrors || !_options.Mirrors.TryGetValue(call.Image.Registry, out var mirrors))
+        {
+            return [upstream];
+        }
+
+        return [.. mirrors.Select(m => m.Contains("://", StringComparison.Ordinal) ? m.TrimEnd('/') : BaseUrl(m, m)), upstream];
+    }
+
+    private string BaseUrl(string endpoint, string registry) => (_options.IsPlainHttp(registry) ? "http://" : "https://") + endpoint;
+
+    private async Task<HttpResponseMessage> SendAsync(Call call, string endpoint, bool isMirror, CancellationToken cancellationToken)
+    {
+        var original = new Uri(endpoint + call.PathAndQuery);
+        var target = original;
+        var cacheKey = original.AbsoluteUri;
+        if (call.CacheRedirect && _redirects.TryGetValue(cacheKey, out var cached) && cached.Expires > DateTimeOffset.UtcNow)
+        {
+            target = cached.Location;
+        }
+
+        // Mirrors get no credentials of the upstream registry.
+        var authorization = isMirror ? null : await _auth.AuthorizationAsync(call.Image.Registry, call.Scope, cancellationToken).ConfigureAwait(false);
+        var client = ClientFor(_options.Proxies.GetValueOrDefault(call.Image.Registry));
+        for (var hop = 0; ; hop++)
+        {
+            using var request = new HttpRequestMessage(call.Method, target);
+            request.Headers.UserAgent.ParseAdd(_options.UserAgent);
+            foreach (var type in call.Accept)
+            {
+                request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(type));
+            }
+
+            request.Headers.Range = call.ResumeFrom?.Invoke() is > 0 and var resume ? new RangeHeaderValue(resume, null) : call.Range;
+            if (call.Content is not null && hop == 0)
+            {
+                request.Content = call.Content();
+            }
+
+            // Credentials go only to the host we were asked to talk to, never to a redirect target elsewhere.
+            if (authorization is not null && SameOrigin(target, original))
+            {
+                request.Headers.Authorization = authorization;
+            }
+
+            Interlocked.Increment(ref _requests);
+            var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            var isRedirect = (int)response.StatusCode is 301 or 302 or 303 or 307 or 308 && response.Headers.Location is not null;
+            if (isRedirect && (call.Method == HttpMethod.Get || call.Method == HttpMethod.Head))
+            {
+                var location = response.Headers.Location!;
+                var next = location.IsAbsoluteUri ? location : new Uri(target, location);
+                response.Dispose();
+                if (hop >= MaxRedirects || next.Scheme is not ("http" or "https"))
+                {
+                    throw new RegistryException($"{call.Describe}: too many or unsupported redirects");
+                }
+
+                if (call.CacheRedirect)
+                {
+                    _redirects[cacheKey] = (next, DateTimeOffset.UtcNow + _options.RedirectCacheLifetime);
+                }
+
+                target = next;
+                continue;
+            }
+
+            if (target != original && !response.IsSuccessStatusCode)
+            {
+                _redirects.TryRemove(cacheKey, out _);
+            }
+
+            return response;
+        }
+    }
+
+    private static bool SameOrigin(Uri a, Uri b) =>
+        a.Scheme == b.Scheme && string.Equals(a.Host, b.Host, StringComparison.OrdinalIgnoreCase) && a.Port == b.Port;
+
+    private HttpClient ClientFor(Uri? proxy) =>
+        _clients.GetOrAdd(proxy?.AbsoluteUri ?? "", _ =>
+        {
+            var handler = _options.HandlerFactory?.Invoke(proxy) ?? new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                UseProxy = proxy is not null,
+                Proxy = proxy is null ? null : new WebProxy(proxy),
+                AutomaticDecompression = DecompressionMethods.None,
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+                MaxConnectionsPerServer = 64,
+                ConnectTimeout = TimeSpan.FromSeconds(15),
+            };
+            return new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+        });
+
+    private static async Task<RegistryException> ErrorAsync(Call call, HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        // The distribution error body names the problem ("BLOB_UNKNOWN", "MANIFEST_INVALID"); keep it short.
+        var detail = "";
+        try
+        {
+            var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            detail = body.Length > 300 ? body[..300] + "..." : body;
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
+        {
+        }
+
+        var message = $"{call.Describe}: {(int)response.StatusCode} {response.ReasonPhrase}{(detail.Length > 0 ? ": " + detail.Trim() : "")}";
+        return response.StatusCode is HttpStatusCode.Forbidden
+            ? new RegistryAuthenticationException(message, response.StatusCode)
+            : new RegistryException(message, response.StatusCode);
+    }
+
+    public void Dispose()
+    {
+        foreach (var client in _clients.Values)
+        {
+            client.Dispose();
+        }
+
+        _clients.Clear();
+    }
+}

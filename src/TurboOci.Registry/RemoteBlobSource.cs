@@ -1,0 +1,316 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Numerics;
+using TurboOci.Registry.Cache;
+using TurboOci.Storage;
+
+namespace TurboOci.Registry;
+
+/// <summary>How a remote blob is fetched and cached.</summary>
+public sealed record RemoteBlobOptions
+{
+    public const int DefaultFetchUnit = 1024 * 1024;
+
+    /// <summary>Reads become Range GETs of whole units of this size (a power of two, at least 4 KiB).</summary>
+    public int FetchUnit { get; init; } = DefaultFetchUnit;
+
+    /// <summary>Units fetched ahead once reads look sequential.</summary>
+    public int ReadAheadUnits { get; init; } = 4;
+
+    /// <summary>Adjacent missing units merged into one request, at most this many.</summary>
+    public int MaxUnitsPerRequest { get; init; } = 16;
+
+    /// <summary>Where fetched units are kept (memory and/or disk); null fetches every read.</summary>
+    public IRangeCache? Cache { get; init; }
+
+    /// <summary>Checks each fetched unit before use (span digests).</summary>
+    public IRangeVerifier? Verifier { get; init; }
+
+    /// <summary>Fetches of a unit that fails verification before the read fails.</summary>
+    public int VerifyAttempts { get; init; } = 3;
+
+    internal void Validate()
+    {
+        if (FetchUnit < 4096 || !BitOperations.IsPow2(FetchUnit))
+        {
+            throw new ArgumentOutOfRangeException(nameof(FetchUnit), "fetch unit must be a power of two of at least 4096 bytes");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(ReadAheadUnits);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxUnitsPerRequest);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(VerifyAttempts);
+    }
+}
+
+/// <summary>
+/// A blob in a registry as a read-only block source. Reads are served from the cache or turned into Range
+/// GETs of whole fetch units: adjacent missing units of one read go in one request, concurrent readers of
+/// the same unit share one request, and sequential reading triggers read-ahead. In the steady state every
+/// miss costs exactly one HTTP request (no HEAD, no token round trip). Fetched units are verified (when a
+/// verifier is set) before they are used or cached.
+/// </summary>
+public sealed class RemoteBlobSource : BlockSource
+{
+    private readonly RegistryClient _client;
+    private readonly RemoteBlobOptions _options;
+    private readonly ConcurrentDictionary<long, Task<byte[]>> _inflight = new();
+    private readonly ConcurrentDictionary<Task, bool> _background = new();
+    private long _sequentialEnd = -1;
+    private long _fetchRequests;
+    private long _fetchedBytes;
+
+    private RemoteBlobSource(RegistryClient client, ImageReference image, Digest digest, long size, RemoteBlobOptions options)
+    {
+        _client = client;
+        Image = image;
+        Digest = digest;
+        Size = size;
+        _options = options;
+    }
+
+    public ImageReference Image { get; }
+
+    public Digest Digest { get; }
+
+    public override long Size { get; }
+
+    /// <summary>Range GETs issued for misses and read-ahead (not counting retries).</summary>
+    public long FetchRequests => Interlocked.Read(ref _fetchRequests);
+
+    public long FetchedBytes => Interlocked.Read(ref _fetchedBytes);
+
+    /// <summary>Opens a blob; with <paramref name="size"/> known (from a manifest) no request is made.</summary>
+    public static async Task<RemoteBlobSource> OpenAsync(RegistryClient client, ImageReference image, Digest digest, long? size = null,
+        RemoteBlobOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new RemoteBlobOptions();
+        options.Validate();
+        var actual = size ?? await client.HeadBlobAsync(image, digest, cancellationToken).ConfigureAwait(false)
+            ?? throw new RegistryException($"blob {digest} not found in {image.Registry}/{image.Repository}", System.Net.HttpStatusCode.NotFound);
+        ArgumentOutOfRangeException.ThrowIfNegative(actual);
+        return new RemoteBlobSource(client, image, digest, actual, options);
+    }
+
+    public override int ReadAt(long offset, Span<byte> destination)
+    {
+        var length = ClampLength(offset, destination.Length);
+        if (length == 0)
+        {
+            return 0;
+        }
+
+        var rented = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            var read = ReadAtAsync(offset, rented.AsMemory(0, length)).AsTask().GetAwaiter().GetResult();
+            rented.AsSpan(0, read).CopyTo(destination);
+            return read;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    public override async ValueTask<int> ReadAtAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
+    {
+        var length = ClampLength(offset, destination.Length);
+        if (length == 0)
+        {
+            return 0;
+        }
+
+        var unit = _options.FetchUnit;
+        var first = offset / unit;
+        var last = (offset + length - 1) / unit;
+        var units = new Task<byte[]>[last - first + 1];
+        var missing = new List<long>();
+        for (var index = first; index <= last; index++)
+        {
+            if (_inflight.TryGetValue(index, out var pending))
+            {
+                units[index - first] = pending;
+            }
+            else if (TryReadCached(index) is { } cached)
+            {
+                units[index - first] = Task.FromResult(cached);
+            }
+            else
+            {
+                missing.Add(index);
+            }
+        }
+
+        foreach (var (index, task) in Fetch(missing))
+        {
+            units[index - first] = task;
+        }
+
+        MaybeReadAhead(offset, length, last);
+        for (var index = first; index <= last; index++)
+        {
+            var data = await units[index - first].WaitAsync(cancellationToken).ConfigureAwait(false);
+            var unitStart = index * unit;
+            var from = Math.Max(offset, unitStart);
+            var to = Math.Min(offset + length, unitStart + data.Length);
+            data.AsSpan((int)(from - unitStart), (int)(to - from)).CopyTo(destination.Span[(int)(from - offset)..]);
+        }
+
+        return length;
+    }
+
+    private byte[]? TryReadCached(long index)
+    {
+        if (_options.Cache is null)
+        {
+            return null;
+        }
+
+        var data = new byte[UnitLength(index)];
+        return _options.Cache.TryRead(Digest, index * _options.FetchUnit, data) ? data : null;
+    }
+
+    private int UnitLength(long index) => (int)Math.Min(_options.FetchUnit, Size - index * _options.FetchUnit);
+
+    /// <summary>
+    /// Claims the missing units no other reader is fetching, groups the claimed ones into runs of adjacent
+    /// units, and starts one request per run. Returns a task per unit asked for (claimed or shared).
+    /// </summary>
+    private List<(long Index, Task<byte[]> Task)> Fetch(IReadOnlyList<long> indexes)
+    {
+        var result = new List<(long, Task<byte[]>)>();
+        var run = new List<(long Index, TaskCompletionSource<byte[]> Source)>();
+        foreach (var index in indexes)
+        {
+            var source = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var task = _inflight.GetOrAdd(index, source.Task);
+            result.Add((index, task));
+            if (task != source.Task)
+            {
+                continue; // someone else is fetching it
+            }
+
+            if (run.Count > 0 && (run[^1].Index + 1 != index || run.Count == _options.MaxUnitsPerRequest))
+            {
+                StartRun(run);
+                run = [];
+            }
+
+            run.Add((index, source));
+        }
+
+        if (run.Count > 0)
+        {
+            StartRun(run);
+        }
+
+        return result;
+    }
+
+    private void StartRun(List<(long Index, TaskCompletionSource<byte[]> Source)> run)
+    {
+        var task = Task.Run(() => FetchRunAsync(run));
+        _background[task] = true;
+        _ = task.ContinueWith(t => _background.TryRemove(t, out _), TaskScheduler.Default);
+    }
+
+    private async Task FetchRunAsync(List<(long Index, TaskCompletionSource<byte[]> Source)> run)
+    {
+        var unit = _options.FetchUnit;
+        var start = run[0].Index * unit;
+        var length = checked((int)(run.Sum(r => (long)UnitLength(r.Index))));
+        try
+        {
+            var buffer = new byte[length];
+            for (var attempt = 1; ; attempt++)
+            {
+                Interlocked.Increment(ref _fetchRequests);
+                await _client.ReadBlobRangeAsync(Image, Digest, start, buffer).ConfigureAwait(false);
+                Interlocked.Add(ref _fetchedBytes, length);
+                var bad = run.FirstOrDefault(r => _options.Verifier is { } verifier &&
+                                                  !verifier.Verify(r.Index * unit, buffer.AsSpan((int)(r.Index * unit - start), UnitLength(r.Index))));
+                if (bad.Source is null)
+                {
+                    break;
+                }
+
+                _client.Options.Log?.Invoke($"blob {Digest}: bytes at {bad.Index * unit} failed verification (attempt {attempt}/{_options.VerifyAttempts})");
+                if (attempt >= _options.VerifyAttempts)
+                {
+                    throw new RangeVerificationException(
+                        $"blob {Digest}: bytes at offset {bad.Index * unit} did not match their span digest after {attempt} fetches; refusing to use them");
+                }
+            }
+
+            var units = run.Select(r => (r.Index, Data: buffer.AsSpan((int)(r.Index * unit - start), UnitLength(r.Index)).ToArray())).ToList();
+            foreach (var (index, data) in units)
+            {
+                run.First(r => r.Index == index).Source.SetResult(data);
+            }
+
+            // Cache after the readers were released, but keep the in-flight entries until the cache holds the
+            // units, so nobody refetches them in between.
+            foreach (var (index, data) in units)
+            {
+                _options.Cache?.Write(Digest, index * unit, data);
+            }
+        }
+        catch (Exception e)
+        {
+            foreach (var (_, source) in run)
+            {
+                source.TrySetException(e);
+            }
+        }
+        finally
+        {
+            foreach (var (index, source) in run)
+            {
+                _inflight.TryRemove(new KeyValuePair<long, Task<byte[]>>(index, source.Task));
+            }
+        }
+    }
+
+    /// <summary>When a read starts where the previous one ended, fetch the next units before they are asked for.</summary>
+    private void MaybeReadAhead(long offset, int length, long lastUnit)
+    {
+        var previousEnd = Interlocked.Exchange(ref _sequentialEnd, offset + length);
+        if (_options.ReadAheadUnits == 0 || previousEnd != offset)
+        {
+            return;
+        }
+
+        var unitCount = (Size + _options.FetchUnit - 1) / _options.FetchUnit;
+        var ahead = new List<long>();
+        for (var index = lastUnit + 1; index <= lastUnit + _options.ReadAheadUnits && index < unitCount; index++)
+        {
+            if (!_inflight.ContainsKey(index) && !IsCached(index))
+            {
+                ahead.Add(index);
+            }
+        }
+
+        foreach (var (_, task) in Fetch(ahead))
+        {
+            // Read-ahead failures surface when (and if) the unit is read.
+            _ = task.ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+        }
+    }
+
+    private bool IsCached(long index) => _options.Cache?.Contains(Digest, index * _options.FetchUnit, UnitLength(index)) == true;
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            try
+            {
+                Task.WaitAll([.. _background.Keys], TimeSpan.FromSeconds(30));
+            }
+            catch (AggregateException)
+            {
+                // failures were reported to the readers
+            }
+        }
+    }
+}
