@@ -16,7 +16,8 @@ public sealed partial class Ext4FileSystem
 
     private sealed class DirectoryIndex
     {
-        public Dictionary<string, (uint Inode, DirEntryType Type)> Names { get; } = new(StringComparer.Ordinal);
+        /// <summary>Name → inode, type and the logical directory block holding the entry.</summary>
+        public Dictionary<string, (uint Inode, DirEntryType Type, long Block)> Names { get; } = new(StringComparer.Ordinal);
 
         public long FreeHint { get; set; }
     }
@@ -62,6 +63,11 @@ public sealed partial class Ext4FileSystem
     /// <summary>Reads a directory block and checks its entry chain (and its checksum, if it has a tail).</summary>
     private byte[] ReadDirectoryBlock(uint dirIno, Ext4Inode dir, long physical)
     {
+        if (_cache.TryGetValue(physical, out var cached))
+        {
+            return cached; // checked when it was loaded, or written by us
+        }
+
         var data = ReadBlock(physical, $"directory {dirIno} block");
         var at = physical * _blockSize;
         var offset = 0;
@@ -154,9 +160,9 @@ public sealed partial class Ext4FileSystem
         index = new DirectoryIndex();
         var dir = ReadInode(dirIno);
         RequireDirectory(dirIno, dir);
-        ScanDirectory(dirIno, dir, (_, _, data, offset, h) =>
+        ScanDirectory(dirIno, dir, (block, _, data, offset, h) =>
         {
-            index.Names[NameKey(data.AsSpan(offset + DirEntryHeader.Size, h.NameLength))] = (h.Inode, (DirEntryType)h.FileType);
+            index.Names[NameKey(data.AsSpan(offset + DirEntryHeader.Size, h.NameLength))] = (h.Inode, (DirEntryType)h.FileType, block);
             return true;
         });
         _dirIndexes[dirIno] = index;
@@ -165,7 +171,7 @@ public sealed partial class Ext4FileSystem
 
     /// <summary>Looks up one name (raw bytes as a Latin-1 key, see <see cref="NameKey"/>) in a directory.</summary>
     internal (uint Inode, DirEntryType Type)? LookupKey(uint dirIno, string key) =>
-        GetDirectoryIndex(dirIno).Names.TryGetValue(key, out var hit) ? hit : null;
+        GetDirectoryIndex(dirIno).Names.TryGetValue(key, out var hit) ? (hit.Inode, hit.Type) : null;
 
     /// <summary>Adds an entry. The caller has checked the name is not present.</summary>
     internal void AddEntry(uint dirIno, string key, uint ino, DirEntryType type)
@@ -203,7 +209,7 @@ public sealed partial class Ext4FileSystem
                     name.CopyTo(data.AsSpan(at + DirEntryHeader.Size));
                     WriteDirectoryBlock(dirIno, dir, physical, data);
                     index.FreeHint = b;
-                    index.Names[key] = (ino, type);
+                    index.Names[key] = (ino, type, b);
                     return;
                 }
 
@@ -234,7 +240,7 @@ public sealed partial class Ext4FileSystem
         dir.Size += _blockSize;
         WriteInode(dirIno, dir);
         index.FreeHint = blocks;
-        index.Names[key] = (ino, type);
+        index.Names[key] = (ino, type, blocks);
     }
 
     private DirEntryType FileTypeField(DirEntryType type) =>
@@ -253,7 +259,7 @@ public sealed partial class Ext4FileSystem
     {
         var name = NameBytes(key);
         var index = GetDirectoryIndex(dirIno);
-        if (!index.Names.ContainsKey(key))
+        if (!index.Names.TryGetValue(key, out var known))
         {
             return false;
         }
@@ -266,7 +272,9 @@ public sealed partial class Ext4FileSystem
 
         var (extents, _) = ReadExtentTree(dirIno, dir);
         var blocks = dir.Size / _blockSize;
-        for (long b = 0; b < blocks; b++)
+
+        // The index records which block holds the entry; the full scan after it is only a safety net.
+        foreach (var b in new[] { known.Block }.Concat(Enumerable.Range(0, (int)blocks).Select(i => (long)i)))
         {
             var physical = MapBlock(extents, b);
             var data = ReadDirectoryBlock(dirIno, dir, physical);

@@ -256,6 +256,14 @@ public sealed partial class Ext4FileSystem
         return removed;
     }
 
+    /// <summary>Removes a listed entry by its raw name (exact even for names that are not valid UTF-8).</summary>
+    public bool Remove(uint parent, DirectoryEntry entry)
+    {
+        var removed = RemoveKey(parent, entry.RawKey, 0);
+        MaybeFlush();
+        return removed;
+    }
+
     private bool RemoveKey(uint parent, string key, int depth)
     {
         if (depth > MaxTreeDepth)
@@ -306,12 +314,12 @@ public sealed partial class Ext4FileSystem
     {
         var isDirectory = inode.Type == InodeType.Directory;
         var fastSymlink = inode.Type == InodeType.Symlink && !inode.Flags.HasFlag(InodeFlags.Extents);
+        ReleaseXattrBlock(ino, inode);
         if (!fastSymlink && inode.Type is InodeType.Regular or InodeType.Directory or InodeType.Symlink)
         {
             FreeInodeBlocks(ino, inode);
         }
 
-        ReleaseXattrBlock(ino, inode);
         var cleared = new Ext4Inode(new byte[inode.RecordSize]);
         cleared.ExtraIsize = inode.ExtraIsize;
         cleared.Generation = inode.Generation;

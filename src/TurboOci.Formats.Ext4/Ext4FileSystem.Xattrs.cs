@@ -174,6 +174,10 @@ public sealed partial class Ext4FileSystem
         AddInodeBlocks(inode, -1);
     }
 
+    /// <summary>Whether ext4 has a namespace for this xattr name (user., trusted., security., system., POSIX ACLs).</summary>
+    public static bool CanStoreXattr(string name) =>
+        s_xattrPrefixes.Any(p => p.Index is 2 or 3 ? name == p.Prefix : name.StartsWith(p.Prefix, StringComparison.Ordinal) && name.Length > p.Prefix.Length);
+
     private sealed record EncodedXattr(byte Index, byte[] Suffix, byte[] Value);
 
     private static EncodedXattr EncodeXattr(string name, byte[] value)

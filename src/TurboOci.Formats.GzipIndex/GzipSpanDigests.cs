@@ -89,6 +89,11 @@ public sealed class GzipSpanDigests
             TurboOciFormatException.Throw(FormatName, "version", VersionOffset, $"version {version} is not supported (only {CurrentVersion})");
         }
 
+        if (BinaryPrimitives.ReadUInt32LittleEndian(bytes[FlagsOffset..]) != 0)
+        {
+            TurboOciFormatException.Throw(FormatName, "flags", FlagsOffset, "unknown flags");
+        }
+
         var count = BinaryPrimitives.ReadInt64LittleEndian(bytes[CountOffset..]);
         if (count < 1 || count > GzipIndex.MaxEntries || FileSize(count) != bytes.Length)
         {
@@ -99,10 +104,13 @@ public sealed class GzipSpanDigests
         for (var i = 0; i < records.Length; i++)
         {
             var record = bytes.Slice(HeaderSize + (i * RecordSize), RecordSize);
-            records[i] = new GzipSpanRecord(
-                record[..32].ToArray(),
-                BinaryPrimitives.ReadUInt32LittleEndian(record[32..]),
-                (BinaryPrimitives.ReadUInt32LittleEndian(record[36..]) & RecordFlagStartsMember) != 0);
+            var flags = BinaryPrimitives.ReadUInt32LittleEndian(record[36..]);
+            if ((flags & ~RecordFlagStartsMember) != 0 || (i == 0 && flags == 0))
+            {
+                TurboOciFormatException.Throw(FormatName, $"span[{i}].flags", HeaderSize + (i * RecordSize) + 36, $"flags 0x{flags:x} are not valid here");
+            }
+
+            records[i] = new GzipSpanRecord(record[..32].ToArray(), BinaryPrimitives.ReadUInt32LittleEndian(record[32..]), flags != 0);
         }
 
         return new GzipSpanDigests(

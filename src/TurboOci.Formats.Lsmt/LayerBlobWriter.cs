@@ -1,5 +1,4 @@
 using TurboOci.Formats.ZFile;
-using TurboOci.Storage;
 
 namespace TurboOci.Formats.Lsmt;
 
@@ -14,6 +13,9 @@ public sealed record BlobPackaging
 
     /// <summary>Wrap the result in overlaybd's tar envelope (overlaybd-commit -z -t).</summary>
     public bool Tar { get; init; }
+
+    /// <summary>Rewrite the ZFile header at the end (flags 0x1b) as overlaybd-commit does; overlaybd-merge does not (0x13).</summary>
+    public bool OverwriteHeader { get; init; } = true;
 }
 
 /// <summary>
@@ -23,35 +25,41 @@ public sealed record BlobPackaging
 /// </summary>
 public static class LayerBlobWriter
 {
-    /// <summary>Writes <paramref name="outputPath"/>; <paramref name="writeLsmt"/> writes the LSMT bytes to the stream it is given.</summary>
+    /// <summary>
+    /// Writes <paramref name="outputPath"/>; <paramref name="writeLsmt"/> writes the LSMT bytes to the stream it is given.
+    /// The output is removed if anything fails.
+    /// </summary>
     public static TResult Write<TResult>(string outputPath, BlobPackaging packaging, Func<Stream, TResult> writeLsmt)
     {
         ArgumentNullException.ThrowIfNull(packaging);
         ArgumentNullException.ThrowIfNull(writeLsmt);
-        if (!packaging.Tar)
-        {
-            using var output = new FileStream(outputPath, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16);
-            return WritePayload(output, packaging, writeLsmt);
-        }
-
-        // The envelope needs the payload length up front: build the payload next to the output first.
-        var temporary = outputPath + ".payload.tmp";
         try
         {
-            TResult result;
-            using (var payload = new FileStream(temporary, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16))
+            using var output = new FileStream(outputPath, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
+            if (packaging.Tar)
             {
-                result = WritePayload(payload, packaging, writeLsmt);
+                // As overlaybd: the envelope header is written last, once the payload length is known.
+                output.Write(new byte[TarEnvelope.PaxPayloadOffset]);
             }
 
-            using var source = FileBlockSource.OpenRead(temporary);
-            using var output = new FileStream(outputPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
-            TarEnvelope.Write(output, source);
+            var result = WritePayload(output, packaging, writeLsmt);
+            if (packaging.Tar)
+            {
+                var payloadLength = output.Length - TarEnvelope.PaxPayloadOffset;
+                TarEnvelope.WriteFooter(output, payloadLength);
+                var header = new byte[TarEnvelope.PaxPayloadOffset];
+                TarEnvelope.WriteHeader(header, payloadLength);
+                output.Position = 0;
+                output.Write(header);
+            }
+
+            output.Flush(flushToDisk: true);
             return result;
         }
-        finally
+        catch
         {
-            File.Delete(temporary);
+            File.Delete(outputPath);
+            throw;
         }
     }
 
@@ -62,7 +70,7 @@ public static class LayerBlobWriter
             return writeLsmt(output);
         }
 
-        var options = new ZFileWriterOptions { Algorithm = algorithm, BlockSize = packaging.BlockSize, OverwriteHeader = true };
+        var options = new ZFileWriterOptions { Algorithm = algorithm, BlockSize = packaging.BlockSize, OverwriteHeader = packaging.OverwriteHeader };
         using var zfile = ZFileWriter.CreateStream(output, options, leaveOpen: true);
         var result = writeLsmt(zfile);
         zfile.Complete();

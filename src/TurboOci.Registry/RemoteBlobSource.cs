@@ -159,6 +159,9 @@ public sealed class RemoteBlobSource : BlockSource
         return length;
     }
 
+    /// <summary>Waits until every fetch started so far, read-ahead included, has finished and been cached.</summary>
+    public Task DrainAsync() => Task.WhenAll(_background.Keys).ContinueWith(_ => { }, TaskScheduler.Default);
+
     private byte[]? TryReadCached(long index)
     {
         if (_options.Cache is null)

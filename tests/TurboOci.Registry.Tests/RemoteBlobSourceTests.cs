@@ -20,7 +20,7 @@ public sealed class RemoteBlobSourceTests(BlobFixture fixture) : IClassFixture<B
         long coldFetches;
         await using (var source = await RemoteBlobSource.OpenAsync(client, fixture.Image, fixture.Digest, fixture.Blob.Length, options))
         {
-            await ReadRandomlyAsync(source, threads: 8, readsPerThread: 150, seed: 1);
+            await ReadRandomlyAsync(source, threads: 8, readsPerThread: 40, seed: 1);
             coldFetches = source.FetchRequests;
         }
 
@@ -33,7 +33,7 @@ public sealed class RemoteBlobSourceTests(BlobFixture fixture) : IClassFixture<B
         await using (var source = await RemoteBlobSource.OpenAsync(client, fixture.Image, fixture.Digest, fixture.Blob.Length,
                          options with { ReadAheadUnits = 0 }))
         {
-            await ReadRandomlyAsync(source, threads: 8, readsPerThread: 150, seed: 1);
+            await ReadRandomlyAsync(source, threads: 8, readsPerThread: 40, seed: 1);
             Assert.Equal(0, source.FetchRequests);
         }
 
@@ -79,7 +79,7 @@ public sealed class RemoteBlobSourceTests(BlobFixture fixture) : IClassFixture<B
 
         // A read spanning four missing adjacent units: one merged request.
         var spanning = new byte[3 * 256 * 1024];
-        var spanStart = 300L * 256 * 1024 - 100;
+        var spanStart = 100L * 256 * 1024 - 100;
         var beforeSpan = await fixture.BlobGetsAsync();
         Assert.Equal(spanning.Length, await source.ReadAtAsync(spanStart, spanning));
         Assert.Equal(fixture.Blob.AsSpan((int)spanStart, spanning.Length).ToArray(), spanning);
@@ -125,6 +125,7 @@ public sealed class RemoteBlobSourceTests(BlobFixture fixture) : IClassFixture<B
             // Keep unit 0 hot: it must survive eviction.
             await Task.Delay(5);
             source.ReadAt(0, buffer);
+            await source.DrainAsync();
             Assert.True(disk.GetStats().Bytes <= capacity, $"cache holds {disk.GetStats().Bytes} bytes, limit {capacity}");
         }
 
@@ -159,10 +160,12 @@ public sealed class RemoteBlobSourceTests(BlobFixture fixture) : IClassFixture<B
         await using (var source = await RemoteBlobSource.OpenAsync(client, fixture.Image, fixture.Digest, fixture.Blob.Length, options))
         {
             await source.ReadAtAsync(0, buffer);
+            Assert.Equal(1, source.FetchRequests);
         }
 
         Assert.Equal(fixture.Blob.AsSpan(0, buffer.Length).ToArray(), buffer);
-        Assert.Equal(before + 4, await fixture.BlobGetsAsync());
+        // The four damaged units are adjacent, so they come back in one merged request.
+        Assert.Equal(before + 1, await fixture.BlobGetsAsync());
         Assert.Equal(4, disk.GetStats().CorruptEntries);
         Assert.Equal((6, 0), disk.Verify());
     }
@@ -264,7 +267,7 @@ public sealed class RemoteBlobSourceTests(BlobFixture fixture) : IClassFixture<B
             var random = new Random(seed * 100 + thread);
             for (var i = 0; i < readsPerThread; i++)
             {
-                var length = random.Next(1, 3 * Unit);
+                var length = random.Next(1, 2 * Unit);
                 var offset = random.NextInt64(0, fixture.Blob.Length - 1);
                 var buffer = new byte[length];
                 var read = i % 2 == 0 ? await source.ReadAtAsync(offset, buffer) : source.ReadAt(offset, buffer);

@@ -260,8 +260,10 @@ public sealed class FuseFileSystem
             return Error(reply, header.Unique, Errno.EISDIR);
         }
 
-        var wanted = (int)Math.Min(input.Size, (uint)(reply.Length - s_outHeaderSize));
-        var read = _source.ReadAt((long)input.Offset, reply.Slice(s_outHeaderSize, wanted));
+        // At or past the end there is nothing to read: answer without asking the source.
+        var offset = (long)input.Offset;
+        var wanted = (int)Math.Min(Math.Min(input.Size, (uint)(reply.Length - s_outHeaderSize)), Math.Max(0, _source.Size - offset));
+        var read = wanted == 0 ? 0 : _source.ReadAt(offset, reply.Slice(s_outHeaderSize, wanted));
         return Header(reply, header.Unique, s_outHeaderSize + read);
     }
 

@@ -11,14 +11,14 @@ namespace TurboOci.Interop.Linux;
 /// </summary>
 public sealed class LoopDevice
 {
-    internal const uint LoopSetFd = 0x4C00;
-    internal const uint LoopClearFd = 0x4C01;
-    internal const uint LoopConfigure = 0x4C0A;
-    internal const uint LoopControlGetFree = 0x4C82;
+    public const uint LoopSetFd = 0x4C00;
+    public const uint LoopClearFd = 0x4C01;
+    public const uint LoopConfigure = 0x4C0A;
+    public const uint LoopControlGetFree = 0x4C82;
 
-    internal const uint FlagReadOnly = 1;
-    internal const uint FlagAutoClear = 4;
-    internal const uint FlagDirectIo = 16;
+    public const uint FlagReadOnly = 1;
+    public const uint FlagAutoClear = 4;
+    public const uint FlagDirectIo = 16;
 
     private LoopDevice(int number) => Number = number;
 
@@ -125,7 +125,7 @@ public sealed class LoopDevice
 
 /// <summary>struct loop_info64 (linux/loop.h).</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal unsafe struct LoopInfo64
+public unsafe struct LoopInfo64
 {
     public const int NameLength = 64;
     public const int KeyLength = 32;
@@ -147,7 +147,7 @@ internal unsafe struct LoopInfo64
 
 /// <summary>struct loop_config (linux/loop.h), the argument of LOOP_CONFIGURE.</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal unsafe struct LoopConfig
+public unsafe struct LoopConfig
 {
     public uint Fd;
     public uint BlockSize;

@@ -33,7 +33,7 @@ public sealed class DiskRangeCache : IRangeCache
     private long _misses;
     private long _corrupt;
     private long _evictions;
-    private int _evicting;
+    private readonly Lock _gate = new();
 
     public DiskRangeCache(string directory, long capacityBytes, Action<string>? log = null)
     {
@@ -92,16 +92,17 @@ public sealed class DiskRangeCache : IRangeCache
 
     public void Write(Digest blob, long offset, ReadOnlySpan<byte> data)
     {
-        if (data.IsEmpty || data.Length + RangeCacheEntryHeader.Size > CapacityBytes)
+        var entryBytes = data.Length + RangeCacheEntryHeader.Size;
+        if (data.IsEmpty || entryBytes > CapacityBytes)
         {
             return;
         }
 
         var path = EntryPath(blob, offset, data.Length);
         var temp = Path.Combine(_root, TempFolder, $"{Guid.NewGuid():N}.{Environment.ProcessId}");
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         try
         {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             using (var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 Span<byte> header = stackalloc byte[RangeCacheEntryHeader.Size];
@@ -112,11 +113,20 @@ public sealed class DiskRangeCache : IRangeCache
                 RandomAccess.FlushToDisk(handle);
             }
 
-            var existed = File.Exists(path);
-            File.Move(temp, path, overwrite: true);
-            if (!existed)
+            lock (_gate)
             {
-                Interlocked.Add(ref _approximateBytes, data.Length + RangeCacheEntryHeader.Size);
+                // Make room before the entry appears, so the cache never holds more than its capacity.
+                if (Interlocked.Read(ref _approximateBytes) + entryBytes > CapacityBytes)
+                {
+                    EvictTo(Math.Min((long)(CapacityBytes * LowWatermark), CapacityBytes - entryBytes));
+                }
+
+                var existed = File.Exists(path);
+                File.Move(temp, path, overwrite: true);
+                if (!existed)
+                {
+                    Interlocked.Add(ref _approximateBytes, entryBytes);
+                }
             }
         }
         catch (IOException e)
@@ -124,25 +134,14 @@ public sealed class DiskRangeCache : IRangeCache
             // A full or failing disk must not fail the read that fetched the range; it only is not cached.
             _log?.Invoke($"cache: could not store a range of {blob}: {e.Message}");
             TryDelete(temp);
-            return;
-        }
-
-        if (Interlocked.Read(ref _approximateBytes) > CapacityBytes)
-        {
-            EvictTo((long)(CapacityBytes * LowWatermark));
         }
     }
 
     /// <summary>Deletes least recently used entries until the cache holds at most <paramref name="targetBytes"/>.</summary>
-    /// <returns>Bytes freed, or 0 when another thread or process is already evicting.</returns>
+    /// <returns>Bytes freed, or 0 when another process is evicting right now.</returns>
     public long EvictTo(long targetBytes)
     {
-        if (Interlocked.Exchange(ref _evicting, 1) != 0)
-        {
-            return 0;
-        }
-
-        try
+        lock (_gate)
         {
             using var gate = TryLock();
             if (gate is null)
@@ -169,10 +168,6 @@ public sealed class DiskRangeCache : IRangeCache
 
             Interlocked.Exchange(ref _approximateBytes, total - freed);
             return freed;
-        }
-        finally
-        {
-            Volatile.Write(ref _evicting, 0);
         }
     }
 

@@ -102,7 +102,7 @@ public static class LayerModel
         var isDevice = kind is FileTreeKind.CharDevice or FileTreeKind.BlockDevice;
         return new FileTreeEntry(
             kind,
-            kind == FileTreeKind.Symlink ? 0777 : entry.Mode,
+            kind == FileTreeKind.Symlink ? TarLayerBuilder.SymlinkMode : entry.Mode,
             entry.Uid,
             entry.Gid,
             entry.Size,

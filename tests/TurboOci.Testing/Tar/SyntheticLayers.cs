@@ -38,23 +38,22 @@ public static class SyntheticLayers
             layer.Directory(dir);
         }
 
-        layer.Directory("tmp", mode: 01777)
-            .Directory("home", mode: 0755)
-            .Directory("home/user", mode: 0700, uid: 1000, gid: 1000, xattrs: Xattr("user.comment", "home of user"))
+        layer.Directory("tmp", mode: "1777")
+            .Directory("home", mode: "755")
+            .Directory("home/user", mode: "700", uid: 1000, gid: 1000, xattrs: Xattr("user.comment", "home of user"))
             .File("etc/hostname", "synthetic\n")
             .File("etc/motd", "base motd\n")
             .File("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n")
-            .File("etc/shadow", "root:*:19000:0:99999:7:::\n", mode: 0640, gid: 42)
+            .File("etc/shadow", "root:*:19000:0:99999:7:::\n", mode: "640", gid: 42)
             .EmptyFile("etc/empty")
-            .File("home/user/notes.txt", "private\n", mode: 0600, uid: 1000, gid: 1000, mtime: 1_600_000_000)
-            .File("usr/bin/tool", TarContent.Pattern(200_000, seed: 1), mode: 0755)
-            .File("usr/bin/suid-tool", TarContent.Pattern(5000, seed: 2), mode: 04755)
-            .File("usr/bin/sgid-tool", TarContent.Pattern(3000, seed: 3), mode: 02755, gid: 5)
-            .File("usr/bin/ping", TarContent.Pattern(30_000, seed: 4), mode: 0755,
+            .File("home/user/notes.txt", "private\n", mode: "600", uid: 1000, gid: 1000, mtime: 1_600_000_000)
+            .File("usr/bin/tool", TarContent.Pattern(200_000, seed: 1), mode: "755")
+            .File("usr/bin/suid-tool", TarContent.Pattern(5000, seed: 2), mode: "4755")
+            .File("usr/bin/sgid-tool", TarContent.Pattern(3000, seed: 3), mode: "2755", gid: 5)
+            .File("usr/bin/ping", TarContent.Pattern(30_000, seed: 4), mode: "755",
                 xattrs: new Dictionary<string, byte[]> { ["security.capability"] = NetRawCapability })
             .File("usr/share/xattrs.txt", "several xattrs\n", xattrs: new Dictionary<string, byte[]>
             {
-                ["user.empty"] = [],
                 ["user.binary"] = [0, 1, 2, 0xFF, (byte)'\n', (byte)'='],
                 ["user.long"] = Encoding.ASCII.GetBytes(new string('x', 1000)),
                 ["trusted.overlay.test"] = "y"u8.ToArray(),
@@ -68,10 +67,10 @@ public static class SyntheticLayers
             .Symlink("usr/share/long-symlink", LongSymlinkTarget)
             .Symlink("usr/share/very-long-symlink", VeryLongSymlinkTarget)
             .Symlink("usr/share/dangling", "does/not/exist")
-            .CharDevice("dev/null", 1, 3, mode: 0666)
-            .CharDevice("dev/big-numbers", 511, 300_000, mode: 0600)
-            .BlockDevice("dev/sda", 8, 0, mode: 0660, gid: 6)
-            .Fifo("dev/initctl", mode: 0600)
+            .CharDevice("dev/null", 1, 3, mode: "666")
+            .CharDevice("dev/big-numbers", 511, 300_000, mode: "600")
+            .BlockDevice("dev/sda", 8, 0, mode: "660", gid: 6)
+            .Fifo("dev/initctl", mode: "600")
             .File("var/log/old.log", "old log\n")
             .File("var/cache/junk/a", "a\n")
             .File("var/cache/junk/b", "b\n");
@@ -124,17 +123,17 @@ public static class SyntheticLayers
             .Opaque("opt/opaque")
             .Directory("opt/opaque")
             .File("opt/opaque/upper.txt", "only file left after the opaque marker\n")
-            .Directory("opt/file-then-dir", mode: 0750)
+            .Directory("opt/file-then-dir", mode: "750")
             .File("opt/file-then-dir/child", "the file became a directory\n")
-            .File("opt/dir-then-file", "the directory became a file\n", mode: 0600)
+            .File("opt/dir-then-file", "the directory became a file\n", mode: "600")
             .Hardlink("opt/link-to-lower", "etc/passwd")
             .Directory("usr")
-            .Directory("usr/share", mode: 0750, uid: 5, gid: 6, xattrs: Xattr("user.changed", "metadata only"))
+            .Directory("usr/share", mode: "750", uid: 5, gid: 6, xattrs: Xattr("user.changed", "metadata only"))
             .File("usr/share/added.txt", TarContent.Pattern(70_000, seed: 6))
             .Directory("dev")
             .CharDevice("dev/zero", 1, 5)
-            .Fifo("dev/new-fifo", mode: 0620)
-            .Directory("tmp", mode: 01777)
+            .Fifo("dev/new-fifo", mode: "620")
+            .Directory("tmp", mode: "1777")
             .Symlink("tmp/symlink-to-dir", "/opt/opaque");
     }
 
@@ -143,7 +142,7 @@ public static class SyntheticLayers
     {
         return new TarLayerBuilder("back")
             .Directory("opt")
-            .File("opt/file-then-dir", "a file again\n", mode: 0640)
+            .File("opt/file-then-dir", "a file again\n", mode: "640")
             .Directory("opt/dir-then-file")
             .File("opt/dir-then-file/again", "a directory again\n")
             .Directory("usr")

@@ -25,6 +25,19 @@ public sealed class TarLayerBuilder
 
     public IReadOnlyList<LayerEntry> Entries => _entries;
 
+    /// <summary>The permission bits every symlink has (0777).</summary>
+    public const uint SymlinkMode = 0x1FF;
+
+    /// <summary>
+    /// Permission bits from octal text ("4755"): C# has no octal literals, and a decimal 0755 silently
+    /// means something else, so the builder takes modes as the octal text everyone reads them as.
+    /// </summary>
+    public static uint ParseMode(string octal)
+    {
+        var mode = Convert.ToUInt32(octal, 8);
+        return mode <= 0xFFF ? mode : throw new ArgumentOutOfRangeException(nameof(octal), octal, "a mode has at most 12 permission bits (07777)");
+    }
+
     /// <summary>Adds a fully described entry.</summary>
     public TarLayerBuilder Add(LayerEntry entry)
     {
@@ -43,11 +56,11 @@ public sealed class TarLayerBuilder
         return this;
     }
 
-    public TarLayerBuilder Directory(string path, uint mode = 0755, long uid = 0, long gid = 0, long mtime = DefaultMtime,
+    public TarLayerBuilder Directory(string path, string mode = "755", long uid = 0, long gid = 0, long mtime = DefaultMtime,
         IReadOnlyDictionary<string, byte[]>? xattrs = null, TarNameEncoding nameEncoding = TarNameEncoding.Auto) =>
         Add(new LayerEntry
         {
-            Path = path, Kind = TarEntryKind.Directory, Mode = mode, Uid = uid, Gid = gid, Mtime = mtime,
+            Path = path, Kind = TarEntryKind.Directory, Mode = ParseMode(mode), Uid = uid, Gid = gid, Mtime = mtime,
             Xattrs = xattrs ?? Empty, NameEncoding = nameEncoding,
         });
 
@@ -67,30 +80,30 @@ public sealed class TarLayerBuilder
         return this;
     }
 
-    public TarLayerBuilder File(string path, TarContent content, uint mode = 0644, long uid = 0, long gid = 0, long mtime = DefaultMtime,
+    public TarLayerBuilder File(string path, TarContent content, string mode = "644", long uid = 0, long gid = 0, long mtime = DefaultMtime,
         IReadOnlyDictionary<string, byte[]>? xattrs = null, TarNameEncoding nameEncoding = TarNameEncoding.Auto) =>
         Add(new LayerEntry
         {
-            Path = path, Kind = TarEntryKind.File, Content = content, Mode = mode, Uid = uid, Gid = gid, Mtime = mtime,
+            Path = path, Kind = TarEntryKind.File, Content = content, Mode = ParseMode(mode), Uid = uid, Gid = gid, Mtime = mtime,
             Xattrs = xattrs ?? Empty, NameEncoding = nameEncoding,
         });
 
-    public TarLayerBuilder File(string path, byte[] bytes, uint mode = 0644, long uid = 0, long gid = 0, long mtime = DefaultMtime,
+    public TarLayerBuilder File(string path, byte[] bytes, string mode = "644", long uid = 0, long gid = 0, long mtime = DefaultMtime,
         IReadOnlyDictionary<string, byte[]>? xattrs = null, TarNameEncoding nameEncoding = TarNameEncoding.Auto) =>
         File(path, TarContent.Bytes(bytes), mode, uid, gid, mtime, xattrs, nameEncoding);
 
-    public TarLayerBuilder File(string path, string text, uint mode = 0644, long uid = 0, long gid = 0, long mtime = DefaultMtime,
+    public TarLayerBuilder File(string path, string text, string mode = "644", long uid = 0, long gid = 0, long mtime = DefaultMtime,
         IReadOnlyDictionary<string, byte[]>? xattrs = null, TarNameEncoding nameEncoding = TarNameEncoding.Auto) =>
         File(path, TarContent.Text(text), mode, uid, gid, mtime, xattrs, nameEncoding);
 
-    public TarLayerBuilder EmptyFile(string path, uint mode = 0644, long uid = 0, long gid = 0, long mtime = DefaultMtime) =>
+    public TarLayerBuilder EmptyFile(string path, string mode = "644", long uid = 0, long gid = 0, long mtime = DefaultMtime) =>
         File(path, TarContent.Bytes([]), mode, uid, gid, mtime);
 
     public TarLayerBuilder Symlink(string path, string target, long uid = 0, long gid = 0, long mtime = DefaultMtime,
         TarNameEncoding nameEncoding = TarNameEncoding.Auto) =>
         Add(new LayerEntry
         {
-            Path = path, Kind = TarEntryKind.Symlink, LinkTarget = target, Mode = 0777, Uid = uid, Gid = gid, Mtime = mtime,
+            Path = path, Kind = TarEntryKind.Symlink, LinkTarget = target, Mode = SymlinkMode, Uid = uid, Gid = gid, Mtime = mtime,
             NameEncoding = nameEncoding,
         });
 
@@ -98,26 +111,26 @@ public sealed class TarLayerBuilder
     public TarLayerBuilder Hardlink(string path, string target, TarNameEncoding nameEncoding = TarNameEncoding.Auto) =>
         Add(new LayerEntry
         {
-            Path = path, Kind = TarEntryKind.Hardlink, LinkTarget = Normalize(target), Mode = 0644, Mtime = DefaultMtime,
+            Path = path, Kind = TarEntryKind.Hardlink, LinkTarget = Normalize(target), Mode = ParseMode("644"), Mtime = DefaultMtime,
             NameEncoding = nameEncoding,
         });
 
-    public TarLayerBuilder CharDevice(string path, int major, int minor, uint mode = 0666, long uid = 0, long gid = 0) =>
+    public TarLayerBuilder CharDevice(string path, int major, int minor, string mode = "666", long uid = 0, long gid = 0) =>
         Add(new LayerEntry
         {
-            Path = path, Kind = TarEntryKind.CharDevice, DevMajor = major, DevMinor = minor, Mode = mode, Uid = uid, Gid = gid,
+            Path = path, Kind = TarEntryKind.CharDevice, DevMajor = major, DevMinor = minor, Mode = ParseMode(mode), Uid = uid, Gid = gid,
             Mtime = DefaultMtime,
         });
 
-    public TarLayerBuilder BlockDevice(string path, int major, int minor, uint mode = 0660, long uid = 0, long gid = 0) =>
+    public TarLayerBuilder BlockDevice(string path, int major, int minor, string mode = "660", long uid = 0, long gid = 0) =>
         Add(new LayerEntry
         {
-            Path = path, Kind = TarEntryKind.BlockDevice, DevMajor = major, DevMinor = minor, Mode = mode, Uid = uid, Gid = gid,
+            Path = path, Kind = TarEntryKind.BlockDevice, DevMajor = major, DevMinor = minor, Mode = ParseMode(mode), Uid = uid, Gid = gid,
             Mtime = DefaultMtime,
         });
 
-    public TarLayerBuilder Fifo(string path, uint mode = 0644, long uid = 0, long gid = 0) =>
-        Add(new LayerEntry { Path = path, Kind = TarEntryKind.Fifo, Mode = mode, Uid = uid, Gid = gid, Mtime = DefaultMtime });
+    public TarLayerBuilder Fifo(string path, string mode = "644", long uid = 0, long gid = 0) =>
+        Add(new LayerEntry { Path = path, Kind = TarEntryKind.Fifo, Mode = ParseMode(mode), Uid = uid, Gid = gid, Mtime = DefaultMtime });
 
     /// <summary>An OCI whiteout deleting <paramref name="path"/> (and everything below it) from lower layers.</summary>
     public TarLayerBuilder Whiteout(string path)

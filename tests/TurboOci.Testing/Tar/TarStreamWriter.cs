@@ -76,7 +76,7 @@ public sealed class TarStreamWriter
         {
             var records = EncodePaxRecords(pax);
             var paxName = Truncate(Encoding.UTF8.GetBytes(_namePrefix + "PaxHeaders/" + AsciiOnly(entry.Name)), Field.NameLength);
-            WriteHeaderBlock(paxName, default, 'x', 0644, 0, 0, records.Length, entry.Mtime, 0, 0, gnu: false);
+            WriteHeaderBlock(paxName, default, 'x', TarLayerBuilder.ParseMode("644"), 0, 0, records.Length, entry.Mtime, 0, 0, gnu: false);
             WriteData(new MemoryStream(records), records.Length);
         }
 

@@ -1,0 +1,42 @@
+using CommandLine;
+using TurboOci.Cli.Commands.ZFile;
+using TurboOci.Formats.Lsmt;
+using TurboOci.Storage;
+
+namespace TurboOci.Cli.Commands.Layer;
+
+/// <summary><c>turbooci export OUT.img LAYER...</c>: the merged virtual disk of a stack as a sparse raw image.</summary>
+[Verb("export", HelpText = "Write the virtual disk of a layer stack (lowest first) to a sparse raw image that e2fsck and mount -o loop can read; holes and zero blocks are not written.")]
+public sealed class ExportCommand : ICommand
+{
+    [Value(0, MetaName = "OUT.img", Required = true, HelpText = "The raw image to write; replaced if it exists, removed on failure.")]
+    public string Output { get; set; } = string.Empty;
+
+    [Value(1, MetaName = "LAYER", Min = 1, Required = true, HelpText = "Layer blobs (LSMT, ZFile, tar-wrapped), lowest first, at most 255.")]
+    public IEnumerable<string> Layers { get; set; } = [];
+
+    public Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        using var stack = LayerBlob.OpenStack(Layers);
+        long written;
+        try
+        {
+            using var image = FileBlockSource.OpenReadWrite(Output, size: 0);
+            image.SetSize(stack.Size);
+            using (var progress = new ZFileCommandSupport.Progress("exporting", stack.Size))
+            {
+                written = BlockExtents.CopyData(stack, image, progress: progress.Report, cancellationToken: cancellationToken);
+            }
+
+            image.Flush();
+        }
+        catch
+        {
+            File.Delete(Output);
+            throw;
+        }
+
+        Console.Error.WriteLine($"{Output}: {ZFileCommandSupport.Size(stack.Size)} virtual disk, {ZFileCommandSupport.Size(written)} of data written");
+        return Task.FromResult(ExitCodes.Success);
+    }
+}

@@ -1,0 +1,209 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using TurboOci.Formats.ZFile;
+using TurboOci.Storage;
+
+namespace TurboOci.Benchmarks.ZFile;
+
+/// <summary>
+/// ZFile sequential decode throughput against the lz4 and zstd command-line tools, on the same data in
+/// the same run. Each side decodes the whole file from the page cache, discards the output, best of N.
+/// <list type="bullet">
+/// <item>LZ4, 4 KiB blocks: us = ZFileReader over a 4 KiB-block LZ4 ZFile (CRC-32C checked on every block);
+/// peer = <c>lz4 -d</c> of an LZ4 frame made by <c>lz4 -B4096</c>, which cuts the input into independent
+/// 4 KiB blocks (the same shape; lz4 also checks its frame's xxHash32 content checksum).</item>
+/// <item>zstd, 64 KiB blocks: us = ZFileReader over a 64 KiB-block zstd ZFile; peer = <c>zstd -d</c> of the
+/// very same compressed frames, concatenated (a valid multi-frame zstd stream: the decoders see identical
+/// input). For reference also <c>zstd -d</c> of the tool's own single-frame <c>zstd -3</c> output.</item>
+/// </list>
+/// Usage: peer zfile-decode [--data FILE] [--size MiB] [--runs N] [--work DIR]
+/// </summary>
+public sealed class ZFileDecodePeerBenchmark : IPeerBenchmark
+{
+    public string Name => "zfile-decode";
+
+    public string Description => "ZFile sequential decode MB/s vs lz4 -d (4 KiB blocks) and zstd -d (64 KiB blocks)";
+
+    public int Run(string[] args)
+    {
+        var sizeMiB = Option(args, "--size", 256);
+        var runs = Option(args, "--runs", 5);
+        var work = OptionText(args, "--work") ?? Path.Combine(Path.GetTempPath(), "turbooci-bench-zfile");
+        Directory.CreateDirectory(work);
+        var data = OptionText(args, "--data") ?? BuildCorpus(Path.Combine(work, $"corpus-{sizeMiB}m.bin"), sizeMiB * (1L << 20));
+        var length = new FileInfo(data).Length;
+        Console.WriteLine($"data: {data}, {length / 1e6:0.0} MB; best of {runs} runs; {Environment.ProcessorCount} cores; {Tool("lz4", "--version")}; {Tool("zstd", "--version")}");
+
+        var lz4ZFile = Path.Combine(work, "data.lz4-4k.zfile");
+        var zstdZFile = Path.Combine(work, "data.zstd-64k.zfile");
+        Compress(data, lz4ZFile, new ZFileWriterOptions { Algorithm = ZFileAlgorithm.Lz4, BlockSize = 4096 });
+        Compress(data, zstdZFile, new ZFileWriterOptions { Algorithm = ZFileAlgorithm.Zstd, BlockSize = 65536 });
+        var lz4Frame = Path.Combine(work, "data.B4096.lz4");
+        RunTool("lz4", "-q", "-f", "-B4096", data, lz4Frame);
+        var zstdFrames = Path.Combine(work, "data.zfile-frames.zst");
+        ExtractZstdFrames(zstdZFile, zstdFrames);
+        var zstdOwn = Path.Combine(work, "data.zstd3.zst");
+        RunTool("zstd", "-q", "-f", "-3", "--single-thread", data, "-o", zstdOwn);
+
+        Console.WriteLine();
+        Console.WriteLine($"{"case",-46} {"compressed",12} {"MB/s",9}");
+        var oursLz4 = Measure("ZFileReader lz4 4 KiB blocks", lz4ZFile, length, runs, () => DecodeZFile(lz4ZFile));
+        var peerLz4 = Measure("lz4 -d (lz4 -B4096 frame: 4 KiB blocks)", lz4Frame, length, runs, () => RunTool("lz4", "-d", "-q", "-f", lz4Frame, "/dev/null"));
+        var oursZstd = Measure("ZFileReader zstd 64 KiB blocks", zstdZFile, length, runs, () => DecodeZFile(zstdZFile));
+        var peerZstd = Measure("zstd -d (same 64 KiB frames, concatenated)", zstdFrames, length, runs, () => RunTool("zstd", "-d", "-q", "-f", zstdFrames, "-o", "/dev/null"));
+        var peerZstdOwn = Measure("zstd -d (zstd -3 single frame, for reference)", zstdOwn, length, runs, () => RunTool("zstd", "-d", "-q", "-f", zstdOwn, "-o", "/dev/null"));
+
+        Console.WriteLine();
+        Console.WriteLine($"ratio lz4  4 KiB : {oursLz4 / peerLz4:0.00}x lz4 -d   (target >= 0.65x)  {(oursLz4 / peerLz4 >= 0.65 ? "MET" : "NOT MET")}");
+        Console.WriteLine($"ratio zstd 64 KiB: {oursZstd / peerZstd:0.00}x zstd -d  (target >= 0.95x)  {(oursZstd / peerZstd >= 0.95 ? "MET" : "NOT MET")}   ({oursZstd / peerZstdOwn:0.00}x zstd's own single-frame file)");
+        return 0;
+    }
+
+    /// <summary>The whole file through ZFileReader in 1 MiB sequential reads, as a block device's readahead would.</summary>
+    private static void DecodeZFile(string path)
+    {
+        using var file = FileBlockSource.OpenRead(path);
+        using var zfile = ZFileReader.Open(file);
+        var buffer = new byte[1 << 20];
+        for (var offset = 0L; offset < zfile.Size;)
+        {
+            offset += zfile.ReadAt(offset, buffer);
+        }
+    }
+
+    private static double Measure(string name, string compressed, long uncompressed, int runs, Action decode)
+    {
+        File.ReadAllBytes(compressed); // into the page cache, for every contender alike
+        decode(); // warm-up (JIT, caches)
+        var best = double.MaxValue;
+        for (var i = 0; i < runs; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            decode();
+            best = Math.Min(best, clock.Elapsed.TotalSeconds);
+        }
+
+        var mbps = uncompressed / 1e6 / best;
+        Console.WriteLine($"{name,-46} {new FileInfo(compressed).Length / 1e6,9:0.0} MB {mbps,9:0}");
+        return mbps;
+    }
+
+    private static void Compress(string input, string output, ZFileWriterOptions options)
+    {
+        if (File.Exists(output) && File.GetLastWriteTimeUtc(output) > File.GetLastWriteTimeUtc(input))
+        {
+            return;
+        }
+
+        using var source = FileBlockSource.OpenRead(input);
+        using var stream = File.Create(output);
+        ZFileWriter.Write(source, stream, options);
+    }
+
+    /// <summary>Writes the ZFile's zstd frames (CRCs dropped) back to back: a multi-frame stream zstd -d accepts.</summary>
+    private static void ExtractZstdFrames(string zfilePath, string output)
+    {
+        using var file = FileBlockSource.OpenRead(zfilePath);
+        using var zfile = ZFileReader.Open(file);
+        using var stream = File.Create(output);
+        var buffer = new byte[ZFileWriter.MaxStoredBlockLength];
+        for (var i = 0; i < zfile.BlockCount; i++)
+        {
+            var stored = zfile.GetStoredBlockLength(i);
+            file.ReadExactlyAt(zfile.GetStoredBlockOffset(i), buffer.AsSpan(0, stored));
+            if (BinaryPrimitives.ReadUInt32LittleEndian(buffer) != 0xFD2FB528)
+            {
+                throw new InvalidDataException($"block {i} is not a zstd frame");
+            }
+
+            stream.Write(buffer, 0, stored - 4);
+        }
+    }
+
+    /// <summary>
+    /// A container-layer-like corpus: the files under /usr (binaries, libraries, text), in sorted order,
+    /// skipping already-compressed files (a 64 KiB block of those cannot be stored readably for overlaybd).
+    /// </summary>
+    private static string BuildCorpus(string path, long size)
+    {
+        if (File.Exists(path) && new FileInfo(path).Length == size)
+        {
+            return path;
+        }
+
+        string[] compressed = [".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip", ".jar", ".png", ".jpg", ".jpeg", ".gif", ".svgz", ".woff", ".woff2", ".deb", ".pyc", ".whl", ".tgz"];
+        using var output = File.Create(path);
+        var written = 0L;
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
+        foreach (var root in new[] { "/usr/lib", "/usr/share", "/usr/bin" })
+        {
+            foreach (var file in Directory.EnumerateFiles(root, "*", options).Order(StringComparer.Ordinal))
+            {
+                if (compressed.Any(e => file.EndsWith(e, StringComparison.OrdinalIgnoreCase)) || file.Contains("/.cache/", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    var bytes = File.ReadAllBytes(file);
+                    var take = (int)Math.Min(bytes.Length, size - written);
+                    output.Write(bytes, 0, take);
+                    written += take;
+                }
+                catch (IOException)
+                {
+                }
+                catch (UnauthorizedAccessException)
+                {
+                }
+
+                if (written == size)
+                {
+                    return path;
+                }
+            }
+        }
+
+        throw new InvalidOperationException($"/usr holds only {written} bytes of uncompressed files; pass --data FILE or a smaller --size");
+    }
+
+    private static void RunTool(string tool, params string[] args)
+    {
+        var info = new ProcessStartInfo(tool) { RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(info) ?? throw new InvalidOperationException($"cannot start {tool}");
+        var stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{tool} {string.Join(' ', args)} failed ({process.ExitCode}): {stderr}");
+        }
+    }
+
+    private static string Tool(string tool, string arg)
+    {
+        var info = new ProcessStartInfo(tool, arg) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = Process.Start(info)!;
+        var text = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        return text.Trim().Trim('*').Trim().Split(',')[0];
+    }
+
+    private static int Option(string[] args, string name, int fallback)
+    {
+        var text = OptionText(args, name);
+        return text is null ? fallback : int.Parse(text, CultureInfo.InvariantCulture);
+    }
+
+    private static string? OptionText(string[] args, string name)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+}

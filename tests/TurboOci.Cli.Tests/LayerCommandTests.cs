@@ -1,0 +1,118 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using TurboOci.Testing;
+
+namespace TurboOci.Cli.Tests;
+
+/// <summary>The layer verbs and export, run as a user runs them, against overlaybd's reference files.</summary>
+public sealed class LayerCommandTests : IDisposable
+{
+    private const string Layers12Sha256 = "c9a46ec72f3f8db3f9d627bdce7c8add39be02471942a26232088423b5d69446";
+    private readonly TempDir _temp = new("layer-cli-");
+
+    private static string Reference(string name) => RepoPaths.Fixture("overlaybd-reference", "lsmt", name);
+
+    private string CopyOf(string name)
+    {
+        var path = _temp.File(name);
+        File.Copy(Reference(name), path);
+        return path;
+    }
+
+    private static void AssertOk((int Code, string Stdout, string Stderr) result) => Assert.True(result.Code == 0, result.Stderr);
+
+    [Theory]
+    [InlineData("l1.commit")]
+    [InlineData("l1.commit.lz4", "--compress", "lz4")]
+    [InlineData("l1.commit.zstd", "--compress", "zstd")]
+    [InlineData("l1.commit.lz4.tar", "--compress", "lz4", "--tar")]
+    public void Commit_writes_overlaybd_commit_bytes(string reference, params string[] options)
+    {
+        var output = _temp.File("out");
+        AssertOk(CliRunner.Run(["layer", "commit", CopyOf("l1.rw.data"), CopyOf("l1.rw.index"), output, "--uuid", "11111111-1111-1111-1111-111111111111", .. options]));
+        Assert.Equal(File.ReadAllBytes(Reference(reference)), File.ReadAllBytes(output));
+    }
+
+    [Fact]
+    public void Commit_with_parent_writes_the_second_reference_layer()
+    {
+        var output = _temp.File("out");
+        AssertOk(CliRunner.Run("layer", "commit", CopyOf("l2.rw.data"), CopyOf("l2.rw.index"), output,
+            "--uuid", "22222222-2222-2222-2222-222222222222", "--parent", "11111111-1111-1111-1111-111111111111", "--compress", "lz4"));
+        Assert.Equal(File.ReadAllBytes(Reference("l2.commit.lz4")), File.ReadAllBytes(output));
+    }
+
+    [Fact]
+    public void Merge_with_lz4_writes_overlaybd_merge_bytes()
+    {
+        var output = _temp.File("merged");
+        AssertOk(CliRunner.Run("layer", "merge", output, Reference("l1.commit.lz4"), Reference("l2.commit.lz4"), "--compress", "lz4"));
+        Assert.Equal(File.ReadAllBytes(Reference("merged.l1l2.lz4")), File.ReadAllBytes(output));
+    }
+
+    [Fact]
+    public void Create_then_inspect_shows_both_headers()
+    {
+        AssertOk(CliRunner.Run("layer", "create", _temp.File("d"), _temp.File("i"), "--size", "1G", "--parent", "11111111-1111-1111-1111-111111111111"));
+        var (code, stdout, stderr) = CliRunner.Run("layer", "inspect", _temp.File("i"), "--json");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        Assert.Equal("rw-index", json.RootElement.GetProperty("kind").GetString());
+        var header = json.RootElement.GetProperty("header");
+        Assert.Equal("0x01", header.GetProperty("flags").GetString());
+        Assert.Equal(4096, header.GetProperty("index_offset").GetInt64());
+        Assert.Equal(1L << 30, header.GetProperty("virtual_size").GetInt64());
+        Assert.Equal("11111111-1111-1111-1111-111111111111", header.GetProperty("parent_uuid").GetString());
+        Assert.Equal(4096, new FileInfo(_temp.File("d")).Length);
+    }
+
+    [Fact]
+    public void Inspect_json_of_a_tar_wrapped_blob_summarises_the_index()
+    {
+        var (code, stdout, stderr) = CliRunner.Run("layer", "inspect", Reference("l1.commit.lz4.tar"), "--json", "--entries");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        var root = json.RootElement;
+        Assert.Equal("committed", root.GetProperty("kind").GetString());
+        Assert.Equal("0x06", root.GetProperty("trailer").GetProperty("flags").GetString());
+        Assert.Equal(335360, root.GetProperty("trailer").GetProperty("index_offset").GetInt64());
+        var index = root.GetProperty("index");
+        Assert.Equal(256, index.GetProperty("declared").GetInt64());
+        Assert.Equal(6, index.GetProperty("real").GetInt64());
+        Assert.Equal(250, index.GetProperty("padding").GetInt64());
+        Assert.Equal(1, index.GetProperty("zeroed_entries").GetInt32());
+        var zeroed = root.GetProperty("entries").EnumerateArray().Single(e => e.GetProperty("zeroed").GetBoolean());
+        Assert.Equal(1049600, zeroed.GetProperty("offset").GetInt64());
+        Assert.Equal(2048, zeroed.GetProperty("length").GetInt64());
+    }
+
+    [Fact]
+    public void Export_writes_a_sparse_image_of_the_stack()
+    {
+        var image = _temp.File("disk.img");
+        AssertOk(CliRunner.Run("export", image, Reference("l1.commit"), Reference("l2.commit.lz4")));
+        Assert.Equal(1L << 30, new FileInfo(image).Length);
+        using (var stream = File.OpenRead(image))
+        {
+            Assert.Equal(Layers12Sha256, Convert.ToHexStringLower(SHA256.HashData(stream)));
+        }
+
+        // Sparse: only the ~330 KB of data is allocated (du counts 512-byte blocks).
+        var du = Tool.RunChecked("du", "--block-size=1", image);
+        Assert.True(long.Parse(du.Stdout.Split('\t')[0], System.Globalization.CultureInfo.InvariantCulture) < 4 << 20, du.Stdout);
+    }
+
+    [Fact]
+    public void Damaged_layer_exits_2_naming_the_format_and_field()
+    {
+        var damaged = File.ReadAllBytes(Reference("l2.commit"));
+        damaged[^4096 + 28] ^= 0x04; // clear the trailer's sealed bit
+        File.WriteAllBytes(_temp.File("bad"), damaged);
+        var (code, _, stderr) = CliRunner.Run("export", _temp.File("img"), _temp.File("bad"));
+        Assert.Equal(ExitCodes.BadData, code);
+        Assert.Contains("LSMT: trailer.flags at offset 29212", stderr);
+        Assert.False(File.Exists(_temp.File("img")));
+    }
+
+    public void Dispose() => _temp.Dispose();
+}

@@ -1,0 +1,231 @@
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Text;
+using TurboOci.Frontends.Nbd;
+using TurboOci.Interop.Fuse;
+using TurboOci.Interop.Linux;
+using TurboOci.Testing;
+using LoopDevice = TurboOci.Interop.Linux.LoopDevice;
+
+namespace TurboOci.Frontends.Tests.Abi;
+
+/// <summary>
+/// Every structure and constant we share with the kernel, checked against the kernel's own uapi
+/// headers (linux-libc-dev): a generated C file is compiled with gcc and prints sizeof, offsetof
+/// and macro values, which must equal what our structs and constants say.
+/// </summary>
+public sealed class KernelAbiTests
+{
+    /// <summary>C struct, our struct, and the C fields in declaration order (paired with ours by position).</summary>
+    private static readonly (string C, Type Ours, string[] Fields)[] s_structs =
+    [
+        ("fuse_in_header", typeof(FuseInHeader), ["len", "opcode", "unique", "nodeid", "uid", "gid", "pid", "total_extlen", "padding"]),
+        ("fuse_out_header", typeof(FuseOutHeader), ["len", "error", "unique"]),
+        ("fuse_init_in", typeof(FuseInitIn), ["major", "minor", "max_readahead", "flags", "flags2", "unused"]),
+        ("fuse_init_out", typeof(FuseInitOut), ["major", "minor", "max_readahead", "flags", "max_background", "congestion_threshold", "max_write", "time_gran", "max_pages", "map_alignment", "flags2", "unused"]),
+        ("fuse_attr", typeof(FuseAttr), ["ino", "size", "blocks", "atime", "mtime", "ctime", "atimensec", "mtimensec", "ctimensec", "mode", "nlink", "uid", "gid", "rdev", "blksize", "flags"]),
+        ("fuse_entry_out", typeof(FuseEntryOut), ["nodeid", "generation", "entry_valid", "attr_valid", "entry_valid_nsec", "attr_valid_nsec", "attr"]),
+        ("fuse_attr_out", typeof(FuseAttrOut), ["attr_valid", "attr_valid_nsec", "dummy", "attr"]),
+        ("fuse_getattr_in", typeof(FuseGetAttrIn), ["getattr_flags", "dummy", "fh"]),
+        ("fuse_setattr_in", typeof(FuseSetAttrIn), ["valid", "padding", "fh", "size", "lock_owner", "atime", "mtime", "ctime", "atimensec", "mtimensec", "ctimensec", "mode", "unused4", "uid", "gid", "unused5"]),
+        ("fuse_open_in", typeof(FuseOpenIn), ["flags", "open_flags"]),
+        ("fuse_open_out", typeof(FuseOpenOut), ["fh", "open_flags", "padding"]),
+        ("fuse_read_in", typeof(FuseReadIn), ["fh", "offset", "size", "read_flags", "lock_owner", "flags", "padding"]),
+        ("fuse_write_in", typeof(FuseWriteIn), ["fh", "offset", "size", "write_flags", "lock_owner", "flags", "padding"]),
+        ("fuse_write_out", typeof(FuseWriteOut), ["size", "padding"]),
+        ("fuse_release_in", typeof(FuseReleaseIn), ["fh", "flags", "release_flags", "lock_owner"]),
+        ("fuse_flush_in", typeof(FuseFlushIn), ["fh", "unused", "padding", "lock_owner"]),
+        ("fuse_fsync_in", typeof(FuseFsyncIn), ["fh", "fsync_flags", "padding"]),
+        ("fuse_kstatfs", typeof(FuseKStatFs), ["blocks", "bfree", "bavail", "files", "ffree", "bsize", "namelen", "frsize", "padding", "spare"]),
+        ("fuse_statfs_out", typeof(FuseStatFsOut), ["st"]),
+        ("fuse_forget_in", typeof(FuseForgetIn), ["nlookup"]),
+        ("fuse_batch_forget_in", typeof(FuseBatchForgetIn), ["count", "dummy"]),
+        ("fuse_forget_one", typeof(FuseForgetOne), ["nodeid", "nlookup"]),
+        ("fuse_interrupt_in", typeof(FuseInterruptIn), ["unique"]),
+        ("fuse_fallocate_in", typeof(FuseFallocateIn), ["fh", "offset", "length", "mode", "padding"]),
+        ("fuse_dirent", typeof(FuseDirent), ["ino", "off", "namelen", "type"]),
+        ("fuse_direntplus", typeof(FuseDirentPlus), ["entry_out", "dirent"]),
+        ("loop_info64", typeof(LoopInfo64), ["lo_device", "lo_inode", "lo_rdevice", "lo_offset", "lo_sizelimit", "lo_number", "lo_encrypt_type", "lo_encrypt_key_size", "lo_flags", "lo_file_name", "lo_crypt_name", "lo_encrypt_key", "lo_init"]),
+        ("loop_config", typeof(LoopConfig), ["fd", "block_size", "info", "__reserved"]),
+    ];
+
+    /// <summary>C macro or enumerator, and our value for it.</summary>
+    private static readonly (string C, long Ours)[] s_constants =
+    [
+        ("FUSE_KERNEL_VERSION", FuseConstants.KernelVersion),
+        ("FUSE_KERNEL_MINOR_VERSION", FuseConstants.KernelMinorVersion),
+        ("FUSE_ROOT_ID", (long)FuseConstants.RootId),
+        ("FUSE_MIN_READ_BUFFER", FuseConstants.MinimumReadBuffer),
+        ("FUSE_ASYNC_READ", FuseConstants.InitAsyncRead),
+        ("FUSE_BIG_WRITES", FuseConstants.InitBigWrites),
+        ("FUSE_DO_READDIRPLUS", FuseConstants.InitDoReadDirPlus),
+        ("FUSE_ASYNC_DIO", FuseConstants.InitAsyncDio),
+        ("FUSE_PARALLEL_DIROPS", FuseConstants.InitParallelDirOps),
+        ("FUSE_MAX_PAGES", FuseConstants.InitMaxPages),
+        ("FUSE_INIT_EXT", FuseConstants.InitExtended),
+        ("FOPEN_DIRECT_IO", FuseConstants.OpenDirectIo),
+        ("FOPEN_KEEP_CACHE", FuseConstants.OpenKeepCache),
+        ("FOPEN_PARALLEL_DIRECT_WRITES", FuseConstants.OpenParallelDirectWrites),
+        ("FATTR_MODE", FuseConstants.SetAttrMode),
+        ("FATTR_UID", FuseConstants.SetAttrUid),
+        ("FATTR_GID", FuseConstants.SetAttrGid),
+        ("FATTR_SIZE", FuseConstants.SetAttrSize),
+        ("FATTR_ATIME", FuseConstants.SetAttrAtime),
+        ("FATTR_MTIME", FuseConstants.SetAttrMtime),
+        ("FATTR_FH", FuseConstants.SetAttrFh),
+        ("FATTR_ATIME_NOW", FuseConstants.SetAttrAtimeNow),
+        ("FATTR_MTIME_NOW", FuseConstants.SetAttrMtimeNow),
+        ("FATTR_LOCKOWNER", FuseConstants.SetAttrLockOwner),
+        ("FATTR_CTIME", FuseConstants.SetAttrCtime),
+        ("FATTR_KILL_SUIDGID", FuseConstants.SetAttrKillSuidGid),
+        ("FALLOC_FL_KEEP_SIZE", FuseConstants.FallocKeepSize),
+        ("FALLOC_FL_PUNCH_HOLE", FuseConstants.FallocPunchHole),
+        ("FALLOC_FL_ZERO_RANGE", FuseConstants.FallocZeroRange),
+        ("NBD_REQUEST_MAGIC", NbdMagic.Request),
+        ("NBD_REPLY_MAGIC", NbdMagic.SimpleReply),
+        ("NBD_CMD_READ", (long)NbdCommand.Read),
+        ("NBD_CMD_WRITE", (long)NbdCommand.Write),
+        ("NBD_CMD_DISC", (long)NbdCommand.Disconnect),
+        ("NBD_CMD_FLUSH", (long)NbdCommand.Flush),
+        ("NBD_CMD_TRIM", (long)NbdCommand.Trim),
+        ("NBD_FLAG_HAS_FLAGS", (long)NbdTransmissionFlags.HasFlags),
+        ("NBD_FLAG_READ_ONLY", (long)NbdTransmissionFlags.ReadOnly),
+        ("NBD_FLAG_SEND_FLUSH", (long)NbdTransmissionFlags.SendFlush),
+        ("NBD_FLAG_SEND_FUA", (long)NbdTransmissionFlags.SendFua),
+        ("NBD_FLAG_SEND_TRIM", (long)NbdTransmissionFlags.SendTrim),
+        ("NBD_FLAG_CAN_MULTI_CONN", (long)NbdTransmissionFlags.CanMultiConnection),
+        // The kernel's 32-bit "type" holds the command flags in its high half: big-endian, they come first.
+        ("NBD_CMD_FLAG_FUA >> 16", (long)NbdCommandFlags.Fua),
+        ("sizeof(struct nbd_request)", NbdMagic.RequestSize),
+        ("offsetof(struct nbd_request, magic)", NbdMagic.RequestMagicOffset),
+        ("offsetof(struct nbd_request, type)", NbdMagic.RequestFlagsOffset),
+        ("offsetof(struct nbd_request, type) + 2", NbdMagic.RequestTypeOffset),
+        ("offsetof(struct nbd_request, handle)", NbdMagic.RequestCookieOffset),
+        ("offsetof(struct nbd_request, from)", NbdMagic.RequestOffsetOffset),
+        ("offsetof(struct nbd_request, len)", NbdMagic.RequestLengthOffset),
+        ("sizeof(struct nbd_reply)", NbdMagic.SimpleReplySize),
+        ("offsetof(struct nbd_reply, magic)", NbdMagic.ReplyMagicOffset),
+        ("offsetof(struct nbd_reply, error)", NbdMagic.ReplyErrorOffset),
+        ("offsetof(struct nbd_reply, handle)", NbdMagic.ReplyCookieOffset),
+        ("LOOP_SET_FD", LoopDevice.LoopSetFd),
+        ("LOOP_CLR_FD", LoopDevice.LoopClearFd),
+        ("LOOP_CONFIGURE", LoopDevice.LoopConfigure),
+        ("LOOP_CTL_GET_FREE", LoopDevice.LoopControlGetFree),
+        ("LO_FLAGS_READ_ONLY", LoopDevice.FlagReadOnly),
+        ("LO_FLAGS_AUTOCLEAR", LoopDevice.FlagAutoClear),
+        ("LO_FLAGS_DIRECT_IO", LoopDevice.FlagDirectIo),
+        ("LO_NAME_SIZE", LoopInfo64.NameLength),
+        ("LO_KEY_SIZE", LoopInfo64.KeyLength),
+        ("O_NONBLOCK", (long)OpenFlags.NonBlocking),
+        ("O_CLOEXEC", (long)OpenFlags.CloseOnExec),
+        ("MS_RDONLY", (long)MountFlags.ReadOnly),
+        ("MS_NOSUID", (long)MountFlags.NoSetUid),
+        ("MS_NODEV", (long)MountFlags.NoDevices),
+        ("MNT_DETACH", (long)UnmountFlags.Detach),
+    ];
+
+    private static readonly Lazy<IReadOnlyDictionary<string, long>> s_kernel = new(CompileAndRun);
+
+    public static TheoryData<string> Structs() => new(s_structs.Select(s => s.C));
+
+    public static TheoryData<string> Constants() => new(s_constants.Select(c => c.C));
+
+    public static TheoryData<string> Opcodes() => new(Enum.GetNames<FuseOpcode>());
+
+    [Theory]
+    [MemberData(nameof(Structs))]
+    public void StructSizeAndEveryFieldOffsetMatchTheKernelHeader(string name)
+    {
+        var (_, ours, fields) = s_structs.Single(s => s.C == name);
+        var kernel = s_kernel.Value;
+        Assert.Equal(kernel[$"sizeof(struct {name})"], Marshal.SizeOf(ours));
+        var ourFields = ours.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic).OrderBy(f => f.MetadataToken).ToList();
+        Assert.Equal(fields.Length, ourFields.Count);
+        for (var i = 0; i < fields.Length; i++)
+        {
+            var expected = kernel[$"offsetof(struct {name}, {fields[i]})"];
+            var actual = (long)Marshal.OffsetOf(ours, ourFields[i].Name);
+            Assert.True(expected == actual, $"{name}.{fields[i]} is at {expected} in the kernel, {ourFields[i].Name} at {actual} in {ours.Name}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Constants))]
+    public void ConstantMatchesTheKernelHeader(string name)
+    {
+        var ours = s_constants.Single(c => c.C == name).Ours;
+        Assert.Equal(s_kernel.Value[name], ours);
+    }
+
+    [Theory]
+    [MemberData(nameof(Opcodes))]
+    public void FuseOpcodeMatchesTheKernelEnum(string name)
+    {
+        var cName = CName(Enum.Parse<FuseOpcode>(name));
+        if (name == nameof(FuseOpcode.Statx) && !s_kernel.Value.ContainsKey(cName))
+        {
+            // FUSE_STATX came with 7.39: only an older header may lack it (a kernel that sends it gets ENOSYS).
+            Assert.True(s_kernel.Value["FUSE_KERNEL_MINOR_VERSION"] < 39, "a 7.39+ header without FUSE_STATX");
+            Assert.Equal(52, (long)FuseOpcode.Statx);
+            return;
+        }
+
+        Assert.True(s_kernel.Value.ContainsKey(cName), $"{cName} is not in the kernel header");
+        Assert.Equal(s_kernel.Value[cName], (long)Enum.Parse<FuseOpcode>(name));
+    }
+
+    /// <summary>The C enumerator: FUSE_ and the name in capitals, with underscores in the three names that have them.</summary>
+    private static string CName(FuseOpcode opcode) => opcode switch
+    {
+        FuseOpcode.NotifyReply => "FUSE_NOTIFY_REPLY",
+        FuseOpcode.BatchForget => "FUSE_BATCH_FORGET",
+        FuseOpcode.CopyFileRange => "FUSE_COPY_FILE_RANGE",
+        _ => "FUSE_" + opcode.ToString().ToUpperInvariant(),
+    };
+
+    private static IReadOnlyDictionary<string, long> CompileAndRun()
+    {
+        // FUSE_STATX is printed only where the header has it (7.39 and later).
+        var opcodes = Enum.GetValues<FuseOpcode>().Select(CName).Where(n => n != "FUSE_STATX");
+        var c = new StringBuilder("""
+            #include <stdio.h>
+            #include <stddef.h>
+            #include <fcntl.h>
+            #include <sys/mount.h>
+            #include <linux/fuse.h>
+            #include <linux/nbd.h>
+            #include <linux/loop.h>
+            #include <linux/falloc.h>
+            #define P(name, value) printf("%s=%lld\n", name, (long long)(value))
+            int main(void) {
+            """);
+        foreach (var (name, _, fields) in s_structs)
+        {
+            c.AppendLine(CultureInfo.InvariantCulture, $"P(\"sizeof(struct {name})\", sizeof(struct {name}));");
+            foreach (var field in fields)
+            {
+                c.AppendLine(CultureInfo.InvariantCulture, $"P(\"offsetof(struct {name}, {field})\", offsetof(struct {name}, {field}));");
+            }
+        }
+
+        foreach (var (name, _) in s_constants)
+        {
+            c.AppendLine(CultureInfo.InvariantCulture, $"P(\"{name}\", {name});");
+        }
+
+        foreach (var opcode in opcodes)
+        {
+            c.AppendLine(CultureInfo.InvariantCulture, $"P(\"{opcode}\", {opcode});");
+        }
+
+        c.AppendLine("return 0; }");
+        using var temp = new TempDir("turbooci-abi-");
+        File.WriteAllText(temp.File("abi.c"), c.ToString());
+        Tool.RunChecked("gcc", "-Wall", "-Werror", "-o", temp.File("abi"), temp.File("abi.c"));
+        var output = Tool.RunChecked(temp.File("abi")).Stdout;
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split('=', 2))
+            .ToDictionary(p => p[0], p => long.Parse(p[1], CultureInfo.InvariantCulture));
+    }
+}

@@ -1,0 +1,71 @@
+using System.Buffers.Binary;
+using TurboOci.Formats.GzipIndex;
+using TurboOci.Interop.Zlib;
+using TurboOci.Storage;
+
+namespace TurboOci.Fuzz.Targets;
+
+/// <summary>
+/// gzip.meta parser and the reader behind it. Input: u32 LE index length, the index, then the gzip
+/// blob it describes. Parses the index, loads every window, then reads the whole uncompressed
+/// stream and a few ranges through it: anything but a TurboOciFormatException is a bug.
+/// </summary>
+public sealed class GzipIndexTarget : IFuzzTarget
+{
+    public string Name => "gzip-index";
+
+    public void Run(ReadOnlySpan<byte> input)
+    {
+        if (input.Length < 4)
+        {
+            return;
+        }
+
+        var indexLength = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(input), (uint)(input.Length - 4));
+        var indexBytes = input.Slice(4, indexLength).ToArray();
+        var blob = input[(4 + indexLength)..].ToArray();
+        var index = GzipIndex.Load(new MemoryBlockSource(indexBytes), SystemZlib.Instance);
+        var window = new byte[GzipIndexHeader.WindowSize];
+        for (var i = 0; i < index.Entries.Count; i++)
+        {
+            index.ReadWindow(i, window);
+        }
+
+        if (index.UncompressedSize > 64 << 20)
+        {
+            return; // A fuzzed size claim; reading it all would only test patience.
+        }
+
+        using var reader = new GzipIndexedSource(new MemoryBlockSource(blob), index, SystemZlib.Instance, options: new GzipReaderOptions { CacheBytes = 1 << 20 });
+        var all = new byte[reader.Size];
+        if (reader.ReadAt(0, all) != all.Length)
+        {
+            throw new InvalidOperationException("short read inside the stream");
+        }
+
+        var small = new byte[777];
+        for (long offset = 0; offset < reader.Size; offset += 1 + (reader.Size / 7))
+        {
+            var read = reader.ReadAt(offset, small);
+            if (!small.AsSpan(0, read).SequenceEqual(all.AsSpan((int)offset, read)))
+            {
+                throw new InvalidOperationException($"a ranged read at {offset} differs from the whole read");
+            }
+        }
+    }
+}
+
+/// <summary>gzip.spans parser.</summary>
+public sealed class GzipSpansTarget : IFuzzTarget
+{
+    public string Name => "gzip-spans";
+
+    public void Run(ReadOnlySpan<byte> input)
+    {
+        var spans = GzipSpanDigests.Read(input);
+        if (!spans.ToBytes().AsSpan().SequenceEqual(input))
+        {
+            throw new InvalidOperationException("a parsed spans file does not write back to the same bytes");
+        }
+    }
+}
