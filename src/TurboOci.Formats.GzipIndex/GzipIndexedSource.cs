@@ -221,7 +221,7 @@ public sealed class GzipIndexedSource : BlockSource
             memberEnds.Add((span, trailer));
         }
 
-        _cache.Set(span, data, new MemoryCacheEntryOptions { Size = Math.Max(length, 1) });
+        _cache!.Set(span, data, new MemoryCacheEntryOptions { Size = Math.Max(length, 1) });
         return data;
     }
 

@@ -148,7 +148,7 @@ public sealed class WritableLayer : MappedLayer
             var block = new byte[LsmtConstants.HeaderBlockSize];
             if (!warp)
             {
-                ReadBlock(data, block, dataPath);
+                ReadBlock(data, block, dataPath, "data.header");
                 var dataHeader = LsmtHeader.Read(block, 0, "data.header");
                 if (!dataHeader.IsHeader)
                 {
@@ -156,7 +156,7 @@ public sealed class WritableLayer : MappedLayer
                 }
             }
 
-            ReadBlock(index, block, indexPath);
+            ReadBlock(index, block, indexPath, "index.header");
             var header = LsmtHeader.Read(block, 0, "index.header");
             if (!header.IsHeader || header.IsDataFile || header.IsSealed)
             {
@@ -187,12 +187,12 @@ public sealed class WritableLayer : MappedLayer
         }
     }
 
-    private static void ReadBlock(SafeFileHandle handle, Span<byte> block, string path)
+    private static void ReadBlock(SafeFileHandle handle, Span<byte> block, string path, string field)
     {
         var read = RandomAccess.Read(handle, block, 0);
         if (read < block.Length)
         {
-            TurboOciFormatException.Throw(Format, "header", 0, $"{path} is {read} bytes; an LSMT header block is {block.Length}");
+            TurboOciFormatException.Throw(Format, field, read, $"{path} is {read} bytes; an LSMT header block is {block.Length}");
         }
     }
 

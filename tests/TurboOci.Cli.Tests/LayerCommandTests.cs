@@ -106,7 +106,7 @@ public sealed class LayerCommandTests : IDisposable
     public void Damaged_layer_exits_2_naming_the_format_and_field()
     {
         var damaged = File.ReadAllBytes(Reference("l2.commit"));
-        damaged[^4096 + 28] ^= 0x04; // clear the trailer's sealed bit
+        damaged[damaged.Length - 4096 + 28] ^= 0x04; // clear the trailer's sealed bit
         File.WriteAllBytes(_temp.File("bad"), damaged);
         var (code, _, stderr) = CliRunner.Run("export", _temp.File("img"), _temp.File("bad"));
         Assert.Equal(ExitCodes.BadData, code);

@@ -146,6 +146,30 @@ public sealed class ZFileReaderTests
     }
 
     [Fact]
+    public void OneThreadAndAllCoresDecodeTheSameBytesAndFailOnTheSameBlock()
+    {
+        var data = Fixtures.MixedData(5_000_000, 9);
+        var file = Fixtures.Compress(data, new ZFileWriterOptions { Algorithm = ZFileAlgorithm.Zstd, BlockSize = 16384 });
+        using var parallel = ZFileReader.Open(new MemoryBlockSource(file));
+        parallel.DecodeParallelism = 4;
+        using var inline = ZFileReader.Open(new MemoryBlockSource(file));
+        inline.DecodeParallelism = 1;
+        Assert.Equal(data, Fixtures.ReadAll(parallel));
+        Assert.Equal(data, Fixtures.ReadAll(inline));
+
+        // Damage two blocks of one large read: every thread count must report the lower one.
+        file[(int)parallel.GetStoredBlockOffset(40) + 3] ^= 1;
+        file[(int)parallel.GetStoredBlockOffset(200) + 3] ^= 1;
+        foreach (var threads in new[] { 1, 2, 4 })
+        {
+            using var damaged = ZFileReader.Open(new MemoryBlockSource(file));
+            damaged.DecodeParallelism = threads;
+            var e = Assert.Throws<TurboOciFormatException>(() => damaged.ReadAt(0, new byte[4 << 20]));
+            Assert.Equal("block[40].crc", e.Field);
+        }
+    }
+
+    [Fact]
     public void DecompressedDataIsNotAZFile()
     {
         Assert.False(ZFileReader.IsZFile(new MemoryBlockSource(Fixtures.Input)));

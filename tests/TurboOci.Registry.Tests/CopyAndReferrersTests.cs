@@ -14,7 +14,7 @@ public sealed class CopyAndReferrersTests
     {
         using var temp = new TempDir();
         var layout = temp.File("layout");
-        BuildLayoutWithUmoci(layout, temp.File("bundle"));
+        UmociImage.BuildTwoLayers(layout, temp.Path);
         var layoutManifest = new OciLayout(layout).Resolve("v1");
 
         await using var registry = await RegistryServer.StartAsync(auth);
@@ -62,7 +62,7 @@ public sealed class CopyAndReferrersTests
     {
         using var temp = new TempDir();
         var layout = temp.File("layout");
-        BuildLayoutWithUmoci(layout, temp.File("bundle"));
+        UmociImage.BuildTwoLayers(layout, temp.Path);
         await using var registry = await RegistryServer.StartAsync();
         using var client = new RegistryClient();
         var image = ImageReference.Parse($"{registry.Host}/ref/app:v1");
@@ -88,21 +88,5 @@ public sealed class CopyAndReferrersTests
         var referrer = (await client.GetManifestAsync(image.WithDigest(first.ParsedDigest))).AsManifest();
         Assert.Equal(subject.Digest, referrer.Subject!.Digest);
         Assert.Equal(meta, await client.GetBlobBytesAsync(image, referrer.Layers.Single().ParsedDigest));
-    }
-
-    /// <summary>A two-layer image built by umoci, an independent OCI tool, from files on disk.</summary>
-    internal static void BuildLayoutWithUmoci(string layout, string bundle)
-    {
-        Tool.RunChecked("umoci", ["init", "--layout", layout]);
-        Tool.RunChecked("umoci", ["new", "--image", $"{layout}:v1"]);
-        Tool.RunChecked("umoci", ["unpack", "--image", $"{layout}:v1", bundle]);
-        File.WriteAllText(Path.Combine(bundle, "rootfs", "hello.txt"), "hello from layer one\n");
-        File.WriteAllBytes(Path.Combine(bundle, "rootfs", "data.bin"), BlobFixture.Generate(200_000, seed: 11));
-        Tool.RunChecked("umoci", ["repack", "--image", $"{layout}:v1", bundle]);
-        var second = bundle + "-2";
-        Tool.RunChecked("umoci", ["unpack", "--image", $"{layout}:v1", second]);
-        File.WriteAllText(Path.Combine(second, "rootfs", "second.txt"), "layer two\n");
-        Tool.RunChecked("umoci", ["repack", "--image", $"{layout}:v1", second]);
-        Tool.RunChecked("umoci", ["gc", "--layout", layout]);
     }
 }

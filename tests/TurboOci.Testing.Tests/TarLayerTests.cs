@@ -23,25 +23,40 @@ public sealed class TarLayerTests
         using var temp = new TempDir();
         var layer = SyntheticLayers.Base();
         var extracted = Directory.CreateDirectory(temp.File("rootfs")).FullName;
-        Tool.RunFilterChecked("tar", ["-x", "-p", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-f", "-", "-C", extracted],
-            layer.WriteTo, Stream.Null);
+        GnuTar.Extract(layer, extracted);
 
         FileTree.AssertSame(LayerModel.Merge([layer]), FileTree.FromDirectory(extracted));
     }
 
     [Fact]
-    public void Gnu_tar_lists_every_name_size_owner_and_link_target()
+    public void Names_with_a_dot_slash_prefix_extract_to_the_same_tree()
     {
         using var temp = new TempDir();
-        var layer = SyntheticLayers.Base();
-        var tarPath = temp.File("base.tar");
-        File.WriteAllBytes(tarPath, layer.ToArray());
+        var plain = SyntheticLayers.Base();
+        var dotted = new TarLayerBuilder("dotted") { NamePrefix = "./" };
+        foreach (var entry in plain.Entries)
+        {
+            dotted.Add(entry);
+        }
 
-        var names = Tool.RunChecked("tar", "--quoting-style=literal", "-tf", tarPath).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var names = GnuTar.List(dotted).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(plain.Entries.Count, names.Length);
+        Assert.All(names, name => Assert.StartsWith("./", name));
+
+        var extracted = Directory.CreateDirectory(temp.File("rootfs")).FullName;
+        GnuTar.Extract(dotted, extracted);
+        FileTree.AssertSame(LayerModel.Merge([plain]), FileTree.FromDirectory(extracted));
+    }
+
+    [Fact]
+    public void Gnu_tar_lists_every_name_size_owner_and_link_target()
+    {
+        var layer = SyntheticLayers.Base();
+        var names = GnuTar.List(layer).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(layer.Entries.Select(e => e.Kind == TarEntryKind.Directory ? e.Path + "/" : e.Path), names);
 
         // tar pads its columns to the widest value seen; compare with runs of spaces folded to one.
-        var verbose = Regex.Replace(Tool.RunChecked("tar", "--quoting-style=literal", "--numeric-owner", "-tvf", tarPath).Stdout, " +", " ");
+        var verbose = Regex.Replace(GnuTar.List(layer, verbose: true), " +", " ");
         Assert.Contains("-rwsr-xr-x 0/0 5000 2023-11-14 22:13 usr/bin/suid-tool\n", verbose);
         Assert.Contains("-rwxr-sr-x 0/5 3000 2023-11-14 22:13 usr/bin/sgid-tool\n", verbose);
         Assert.Contains("-rw-r--r-- 3000000/3000001 25 2023-11-14 22:13 usr/share/big-uid\n", verbose);
@@ -53,6 +68,8 @@ public sealed class TarLayerTests
         Assert.Contains($"lrwxrwxrwx 0/0 0 2023-11-14 22:13 usr/share/very-long-symlink -> {SyntheticLayers.VeryLongSymlinkTarget}\n", verbose);
         Assert.Contains("drwxrwxrwt 0/0 0 2023-11-14 22:13 tmp/\n", verbose);
         Assert.Contains("drwx------ 1000/1000 0 2023-11-14 22:13 home/user/\n", verbose);
+        Assert.Contains("-rw-r--r-- 0/0 27 2100-01-01 00:00 etc/after-2038\n", verbose);
+        Assert.Contains("-rw-r--r-- 0/0 40 1969-12-31 00:00 etc/before-1970\n", verbose);
     }
 
     [Fact]
@@ -136,6 +153,8 @@ public sealed class TarLayerTests
         Assert.Contains(Encoding.Latin1.GetString(Encoding.UTF8.GetBytes(" path=opt/ünïcødé/naïve €.txt\n")), text);
         Assert.Contains(" linkpath=" + SyntheticLayers.VeryLongSymlinkTarget + "\n", text);
         Assert.Contains(" uid=3000000\n", text);
+        Assert.Contains(" path=opt/short-name-in-pax\n", text);
+        Assert.Contains(" mtime=-86400\n", text);
 
         // Raw UTF-8 and the ustar prefix split need no PAX record.
         Assert.DoesNotContain(Encoding.Latin1.GetString(Encoding.UTF8.GetBytes("path=opt/ünïcødé/raw-utf8-ñ.txt")), text);
@@ -234,7 +253,7 @@ public sealed class TarLayerTests
         using var temp = TempDir.InMemory();
         var layer = SyntheticLayers.WideDirectory();
         var extracted = Directory.CreateDirectory(temp.File("rootfs")).FullName;
-        Tool.RunFilterChecked("tar", ["-x", "-p", "--numeric-owner", "-f", "-", "-C", extracted], layer.WriteTo, Stream.Null);
+        GnuTar.Extract(layer, extracted);
 
         var expected = LayerModel.Merge([layer]);
         Assert.Equal(SyntheticLayers.WideDirectoryEntries + 1, expected.Entries.Count);
@@ -267,14 +286,12 @@ public sealed class TarLayerTests
     public void Huge_file_layer_over_4_GiB_streams_through_gnu_tar_with_its_exact_size()
     {
         // Streamed straight into tar: 4 GiB of generated zeros, never in memory or on disk.
-        var layer = SyntheticLayers.HugeFile();
-        using var listing = new MemoryStream();
-        Tool.RunFilterChecked("tar", ["--numeric-owner", "-tvf", "-"], layer.WriteTo, listing);
+        var listing = GnuTar.List(SyntheticLayers.HugeFile(), verbose: true);
 
         Assert.Equal(
             "drwxr-xr-x 0/0               0 2023-11-14 22:13 huge/\n" +
             $"-rw-r--r-- 0/0      {SyntheticLayers.HugeFileSize} 2023-11-14 22:13 huge/zeros.bin\n",
-            Encoding.UTF8.GetString(listing.ToArray()));
+            listing);
     }
 
     [Fact]

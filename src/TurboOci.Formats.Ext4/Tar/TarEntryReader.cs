@@ -49,6 +49,7 @@ public sealed class TarEntryReader
     private long _pendingData;
     private long _pendingPadding;
     private bool _finished;
+    private string _currentEntry = "";
 
     public TarEntryReader(Stream stream) => _stream = stream;
 
@@ -144,6 +145,7 @@ public sealed class TarEntryReader
                 headerOffset, _position);
             _pendingData = dataSize;
             _pendingPadding = Padding(dataSize);
+            _currentEntry = path;
             return entry;
         }
     }
@@ -160,7 +162,7 @@ public sealed class TarEntryReader
         var read = _stream.Read(buffer[..wanted]);
         if (read == 0)
         {
-            Throw<int>(_position, "entry data", "the archive ends inside an entry's data");
+            Throw<int>(_position, _currentEntry, "the archive ends inside this entry's data");
         }
 
         _position += read;
@@ -185,7 +187,7 @@ public sealed class TarEntryReader
             var read = _stream.Read(buffer[..(int)Math.Min(buffer.Length, count)]);
             if (read == 0)
             {
-                Throw<int>(_position, "entry data", $"the archive ends {count} bytes before the end of an entry's data");
+                Throw<int>(_position, _currentEntry, $"the archive ends {count} bytes before the end of this entry's data");
             }
 
             _position += read;
@@ -208,7 +210,7 @@ public sealed class TarEntryReader
                     return false;
                 }
 
-                Throw<int>(_position + total, "header", "the archive ends inside a header block");
+                Throw<int>(_position + total, "after " + _currentEntry, "the archive ends inside a header block");
             }
 
             total += read;

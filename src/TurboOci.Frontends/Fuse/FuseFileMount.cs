@@ -151,7 +151,7 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
     }
 
     /// <summary>Lazily unmounts what is mounted from loop devices backed by files under <paramref name="directory"/>, and detaches them.</summary>
-    internal static void DetachLoopDevicesUnder(string directory)
+    public static void DetachLoopDevicesUnder(string directory)
     {
         var loops = LoopDevice.FindByBackingFile(directory);
         foreach (var loop in loops)

@@ -81,10 +81,12 @@ public sealed class LsmtWritableIndexTarget : IFuzzTarget
             {
             }
 
+            // 1 MiB of data after the header (sparse except a patterned start), enough for the reference RW logs.
             using (var stream = File.OpenWrite(data))
             {
                 stream.Seek(0, SeekOrigin.End);
-                stream.Write(new byte[64 * 1024].Select((_, i) => (byte)i).ToArray());
+                stream.Write(Enumerable.Range(0, 64 * 1024).Select(i => (byte)i).ToArray());
+                stream.SetLength(4096 + (1 << 20));
             }
 
             File.WriteAllBytes(index, input.ToArray());

@@ -121,27 +121,20 @@ public static partial class Debugfs
     }
 
     /// <summary>The contents of a file, dumped by debugfs.</summary>
-    public static byte[] Cat(string imagePath, string path)
-    {
-        var outFile = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"turbooci-debugfs-{Guid.NewGuid():N}");
-        try
-        {
-            Run(imagePath, $"dump {Argument(imagePath, path)} {outFile}");
-            return File.ReadAllBytes(outFile);
-        }
-        finally
-        {
-            File.Delete(outFile);
-        }
-    }
+    public static byte[] Cat(string imagePath, string path) =>
+        ReadThroughFile(imagePath, outFile => $"dump {Argument(imagePath, path)} {outFile}");
 
     /// <summary>The exact value of one extended attribute of <paramref name="path"/>.</summary>
-    public static byte[] GetXattr(string imagePath, string path, string name)
+    public static byte[] GetXattr(string imagePath, string path, string name) =>
+        ReadThroughFile(imagePath, outFile => $"ea_get -f {outFile} {Argument(imagePath, path)} {name}");
+
+    // Binary results go through a scratch file: debugfs's stdout is text.
+    private static byte[] ReadThroughFile(string imagePath, Func<string, string> request)
     {
         var outFile = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"turbooci-debugfs-{Guid.NewGuid():N}");
         try
         {
-            Run(imagePath, $"ea_get -f {outFile} {Argument(imagePath, path)} {name}");
+            Run(imagePath, request(outFile));
             return File.ReadAllBytes(outFile);
         }
         finally

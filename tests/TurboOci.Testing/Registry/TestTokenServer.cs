@@ -116,7 +116,8 @@ public sealed class TestTokenServer : IDisposable, IAsyncDisposable
             ["token"] = token,
             ["access_token"] = token,
             ["expires_in"] = (int)Lifetime.TotalSeconds,
-            ["issued_at"] = DateTimeOffset.UtcNow.ToString("O"),
+            // RFC 3339 with 'Z': older Go clients parse this field from the raw JSON bytes, so no escaped '+'.
+            ["issued_at"] = DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture),
         });
         await LoopbackHttpServer.WriteResponseAsync(stream, 200, "OK", [new("Content-Type", "application/json")], body, cancellationToken).ConfigureAwait(false);
         return true;

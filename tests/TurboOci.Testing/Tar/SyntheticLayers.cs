@@ -46,6 +46,8 @@ public static class SyntheticLayers
             .File("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n")
             .File("etc/shadow", "root:*:19000:0:99999:7:::\n", mode: "640", gid: 42)
             .EmptyFile("etc/empty")
+            .File("etc/after-2038", "mtime past 32-bit seconds\n", mtime: 4_102_444_800) // 2100-01-01
+            .File("etc/before-1970", "negative mtime, only expressible in PAX\n", mtime: -86_400)
             .File("home/user/notes.txt", "private\n", mode: "600", uid: 1000, gid: 1000, mtime: 1_600_000_000)
             .File("usr/bin/tool", TarContent.Pattern(200_000, seed: 1), mode: "755")
             .File("usr/bin/suid-tool", TarContent.Pattern(5000, seed: 2), mode: "4755")
@@ -54,6 +56,7 @@ public static class SyntheticLayers
                 xattrs: new Dictionary<string, byte[]> { ["security.capability"] = NetRawCapability })
             .File("usr/share/xattrs.txt", "several xattrs\n", xattrs: new Dictionary<string, byte[]>
             {
+                // No empty value: in PAX an empty record value means "unset", so GNU tar and umoci drop it.
                 ["user.binary"] = [0, 1, 2, 0xFF, (byte)'\n', (byte)'='],
                 ["user.long"] = Encoding.ASCII.GetBytes(new string('x', 1000)),
                 ["trusted.overlay.test"] = "y"u8.ToArray(),
@@ -92,6 +95,7 @@ public static class SyntheticLayers
             .Directory("opt/日本語")
             .File("opt/日本語/ファイル.txt", "日本語のテキスト\n")
             .File("opt/with space and 'quotes\".txt", "odd characters\n")
+            .File("opt/short-name-in-pax", "a short ASCII name that still has a PAX path record\n", nameEncoding: TarNameEncoding.Pax)
             .Symlink("opt/ünïcødé/link-ü", "naïve €.txt");
 
         // Paths the later layers replace, delete or hide.
