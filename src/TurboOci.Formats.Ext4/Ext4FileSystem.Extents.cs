@@ -262,12 +262,23 @@ public sealed partial class Ext4FileSystem
         inode.RawBlocks = 0;
     }
 
-    /// <summary>Maps a logical block of a file to its physical block, or -1 in a hole.</summary>
+    /// <summary>Maps a logical block of a file to its physical block, or -1 in a hole (binary search: extents are sorted).</summary>
     internal static long MapBlock(List<Extent> extents, long logical)
     {
-        foreach (var e in extents)
+        int low = 0, high = extents.Count - 1;
+        while (low <= high)
         {
-            if (logical >= e.LogicalBlock && logical < (long)e.LogicalBlock + e.Length)
+            var mid = (low + high) >>> 1;
+            var e = extents[mid];
+            if (logical < e.LogicalBlock)
+            {
+                high = mid - 1;
+            }
+            else if (logical >= (long)e.LogicalBlock + e.Length)
+            {
+                low = mid + 1;
+            }
+            else
             {
                 return e.Uninitialized ? -1 : e.PhysicalBlock + (logical - e.LogicalBlock);
             }

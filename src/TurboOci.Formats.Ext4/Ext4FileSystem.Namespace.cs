@@ -90,6 +90,12 @@ public sealed partial class Ext4FileSystem
             }
         }
 
+        if (size > int.MaxValue && !_sb.HasRoCompat(RoCompatFeatures.LargeFile))
+        {
+            _sb.RoCompatFeatures |= RoCompatFeatures.LargeFile; // files of 2 GiB and more need large_file
+            _superDirty = true;
+        }
+
         var placements = AllocateData(inode, ranges, extents, _gdt.InodeTable((int)((ino - 1) / _sb.InodesPerGroup)));
         WriteExtentTree(ino, inode, extents);
         WriteInode(ino, inode);

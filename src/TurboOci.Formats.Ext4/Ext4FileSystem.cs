@@ -148,7 +148,8 @@ public sealed partial class Ext4FileSystem : IDisposable
 
         if (block < 0 || block >= _sb.BlocksCount)
         {
-            Fail(what, block, $"block {block} lies outside the filesystem of {_sb.BlocksCount} blocks");
+            // The pointer's own location is not known here; the message names the bad block number.
+            Fail(what, -1, $"block {block} lies outside the filesystem of {_sb.BlocksCount} blocks");
         }
 
         var buffer = new byte[_blockSize];

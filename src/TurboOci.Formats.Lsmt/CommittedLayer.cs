@@ -172,12 +172,19 @@ public sealed class CommittedLayer : MappedLayer
         }
 
         CheckOrder(entries, trailer);
+        CheckMappedRange(entries, 0, MaxMappedSector, i => (long)trailer.IndexOffset + (i * SegmentMapping.Size));
         return new SegmentIndex(entries);
     }
 
     private static void CheckOrder(SegmentMapping[] entries, LsmtHeader trailer) =>
         SegmentIndex.CheckOrder(entries, i => new TurboOciFormatException(Format, "index", (long)trailer.IndexOffset,
             $"incorrect segment mappings: entry {entries[i]} (the {i}th real entry) overlaps or precedes {entries[i - 1]}"));
+
+    /// <summary>
+    /// Where no mapped-range check applies (warp files, overlaybd disables it) mapped data must still be addressable:
+    /// its end in bytes must fit a signed 64-bit file offset.
+    /// </summary>
+    internal const ulong MaxMappedSector = (ulong)long.MaxValue / LsmtConstants.SectorSize;
 
     /// <summary>Every data entry must lie inside [first, end) sectors of its file; zeroed entries may sit at its end (formats doc §1.3 rule 2).</summary>
     internal static void CheckMappedRange(ReadOnlySpan<SegmentMapping> entries, ulong first, ulong end, Func<int, long> entryOffset)
@@ -203,7 +210,7 @@ public sealed class CommittedLayer : MappedLayer
     protected override void ReadEntryData(in SegmentMapping entry, long skip, Span<byte> destination)
     {
         var backing = entry.Tag == 0 ? _file : _target!;
-        ReadBacking(backing, checked(((long)entry.MappedOffset << LsmtConstants.SectorShift) + skip), destination);
+        ReadBacking(backing, MappedPosition(entry, skip), destination);
     }
 
     public override SegmentMapping[] GetStackEntries()
@@ -221,7 +228,7 @@ public sealed class CommittedLayer : MappedLayer
     {
         if (IsWarp)
         {
-            ReadThrough(_index.Entries, checked(((long)entry.MappedOffset << LsmtConstants.SectorShift) + skip), destination);
+            ReadThrough(_index.Entries, MappedPosition(entry, skip), destination);
         }
         else
         {

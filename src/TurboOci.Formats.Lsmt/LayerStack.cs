@@ -57,7 +57,7 @@ public sealed class LayerStack : MappedLayer
     public override SegmentMapping[] GetStackEntries() => SegmentIndex.ToIdentity(_index.Entries);
 
     protected internal override void ReadStackData(in SegmentMapping entry, long skip, Span<byte> destination) =>
-        ReadThrough(_index.Entries, checked(((long)entry.MappedOffset << LsmtConstants.SectorShift) + skip), destination);
+        ReadThrough(_index.Entries, MappedPosition(entry, skip), destination);
 
     /// <summary>Reads the data of a merged-index entry (as listed by <see cref="Index"/>), for merging into one layer.</summary>
     internal void ReadMergedEntry(in SegmentMapping entry, Span<byte> destination) => ReadEntryData(entry, 0, destination);

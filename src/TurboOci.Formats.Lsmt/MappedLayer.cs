@@ -125,13 +125,17 @@ public abstract class MappedLayer : BlockSource
         }
     }
 
+    /// <summary>The byte position <paramref name="skip"/> bytes into an entry's mapped data (open-time checks keep it in range).</summary>
+    protected static long MappedPosition(in SegmentMapping entry, long skip) => checked(((long)entry.MappedOffset * LsmtConstants.SectorSize) + skip);
+
     /// <summary>
     /// Reads <paramref name="destination"/> from <paramref name="backing"/> at <paramref name="position"/>; bytes past the
     /// end of the backing file read as zeros (overlaybd's rule for a short data file).
     /// </summary>
     protected static void ReadBacking(BlockSource backing, long position, Span<byte> destination)
     {
-        var read = backing.ReadAt(position, destination);
+        // Not every source returns 0 past its end (MemoryBlockSource throws for an offset beyond it), so do not ask.
+        var read = position >= backing.Size ? 0 : backing.ReadAt(position, destination);
         destination[read..].Clear();
     }
 }

@@ -244,10 +244,7 @@ public sealed class WritableLayer : MappedLayer
             }
 
             var normalised = entry.WithTag((byte)tag);
-            if (!IsWarp)
-            {
-                CommittedLayer.CheckMappedRange([normalised], LsmtConstants.FirstDataSector, dataEndSector, _ => at);
-            }
+            CommittedLayer.CheckMappedRange([normalised], IsWarp ? 0 : LsmtConstants.FirstDataSector, IsWarp ? CommittedLayer.MaxMappedSector : dataEndSector, _ => at);
 
             _index.Insert(normalised);
         }
@@ -276,8 +273,7 @@ public sealed class WritableLayer : MappedLayer
             return;
         }
 
-        var read = _lower.ReadAt(offset, destination);
-        destination[read..].Clear();
+        ReadBacking(_lower, offset, destination);
     }
 
     protected override IEnumerable<BlockExtent> GapExtents(long offset, long length) =>
@@ -300,7 +296,7 @@ public sealed class WritableLayer : MappedLayer
 
     protected override void ReadEntryData(in SegmentMapping entry, long skip, Span<byte> destination)
     {
-        var position = checked(((long)entry.MappedOffset << LsmtConstants.SectorShift) + skip);
+        var position = MappedPosition(entry, skip);
         if (entry.Tag == 1)
         {
             ReadBacking(_target ?? throw new InvalidOperationException("this warp layer has remote mappings but no target to read them from"),
@@ -326,7 +322,7 @@ public sealed class WritableLayer : MappedLayer
     public override SegmentMapping[] GetStackEntries() => SegmentIndex.ToIdentity(GetEntries());
 
     protected internal override void ReadStackData(in SegmentMapping entry, long skip, Span<byte> destination) =>
-        ReadAt(checked(((long)entry.MappedOffset << LsmtConstants.SectorShift) + skip), destination);
+        ReadAt(MappedPosition(entry, skip), destination);
 
     public override void WriteAt(long offset, ReadOnlySpan<byte> source)
     {

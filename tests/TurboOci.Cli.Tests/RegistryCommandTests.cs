@@ -24,7 +24,8 @@ public sealed class RegistryCommandTests
 
         await using var registry = await RegistryServer.StartAsync(RegistryAuth.Basic);
         var dockerConfig = temp.File("docker.json");
-        File.WriteAllText(dockerConfig, $$"""{"auths":{"{{registry.Host}}":{"auth":"{{Convert.ToBase64String(Encoding.UTF8.GetBytes($"{registry.User}:{registry.Password}"))}}"}}}""");
+        var auth = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{registry.User}:{registry.Password}"));
+        File.WriteAllText(dockerConfig, JsonSerializer.Serialize(new { auths = new Dictionary<string, object> { [registry.Host] = new { auth } } }));
         string[] common = ["--docker-config", dockerConfig];
         var cache = temp.File("cache");
         var outputs = new List<string>();

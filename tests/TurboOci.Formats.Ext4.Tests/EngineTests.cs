@@ -34,6 +34,13 @@ public class EngineTests
             case "mke2fs:overlaybd-base":
                 image.FormatWithMke2fs("-b 4096 -O ^metadata_csum,uninit_bg,64bit,flex_bg,resize_inode,has_journal,^orphan_file -E lazy_itable_init=1");
                 break;
+            case "mke2fs:overlaybd-base-64g":
+                // The base layer's exact geometry: 64 GiB, 512 groups in flex groups of 16, 1024 reserved GDT blocks,
+                // most groups INODE_UNINIT|BLOCK_UNINIT. (A small journal keeps the scratch file small.)
+                image.Dispose();
+                image = new ScratchImage(64L << 30);
+                image.FormatWithMke2fs("-b 4096 -J size=4 -O ^metadata_csum,uninit_bg,64bit,flex_bg,resize_inode,has_journal,^orphan_file -E lazy_itable_init=1");
+                break;
             case "mke2fs:1k-no-csum":
                 image.FormatWithMke2fs("-b 1024 -O ^metadata_csum,^64bit,^orphan_file,^has_journal");
                 break;

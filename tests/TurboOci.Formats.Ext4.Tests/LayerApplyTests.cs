@@ -28,7 +28,7 @@ public class LayerApplyTests
     }
 
     [Theory]
-    [InlineData("mke2fs:overlaybd-base", LayerDataMode.Mapped)]
+    [InlineData("mke2fs:overlaybd-base-64g", LayerDataMode.Mapped)]
     [InlineData("mke2fs:default", LayerDataMode.Copied)]
     [InlineData("ours:metadata_csum", LayerDataMode.Mapped)]
     public void EveryPrefixOfTheSyntheticImageMountsAsTheModelSays(string kind, LayerDataMode mode)
@@ -46,6 +46,11 @@ public class LayerApplyTests
                 var result = applier.Apply(new MemoryStream(tar));
                 Assert.Equal(tar.Length, result.TarBytes);
                 Assert.Equal(layers[i].Entries.Count, result.Entries);
+                if (mode == LayerDataMode.Mapped)
+                {
+                    // Every file byte is mapped (rounded up to 512 per file), and none was copied by the engine.
+                    Assert.True(mapper.Mapped >= result.FileBytes, $"mapped {mapper.Mapped} of {result.FileBytes} file bytes");
+                }
             }
 
             Ext4Tools.AssertClean(image.Path);

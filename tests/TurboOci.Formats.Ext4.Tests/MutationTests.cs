@@ -152,3 +152,40 @@ public class MutationTests
         Assert.Equal("new", File.ReadAllText(mount.PathOf("indexed/added")));
     }
 }
+
+/// <summary>The base layer's geometry: allocations that reach uninitialised groups must initialise them correctly.</summary>
+public class UninitGroupTests
+{
+    [Fact]
+    public void AllocatingIntoUninitGroupsOfA64GiBBaseStaysClean()
+    {
+        using var image = EngineTests.MakeImage("mke2fs:overlaybd-base-64g");
+        var attributes = new InodeAttributes(0x1A4, Mtime: new Ext4Time(1_650_000_000, 0));
+        long freeBefore = 0;
+        image.Modify(fs =>
+        {
+            freeBefore = fs.Superblock.FreeBlocksCount;
+            Assert.Contains(Enumerable.Range(0, fs.GroupDescriptors.GroupCount), g => fs.GroupDescriptors.Flags(g).HasFlag(GroupFlags.BlockUninit));
+
+            // 3 GiB of mapped-mode data (nothing written) spans many BLOCK_UNINIT groups.
+            var (_, placements) = fs.CreateFileAllocated(Ext4Constants.RootInode, "huge", attributes, 3L << 30);
+            Assert.Equal(3L << 30, placements.Sum(p => p.Length));
+
+            // More inodes than one group holds reach INODE_UNINIT groups.
+            var dir = fs.CreateDirectory(Ext4Constants.RootInode, "inodes", attributes);
+            for (var i = 0; i < 9000; i++)
+            {
+                fs.CreateSpecial(dir, $"f{i}", InodeType.Fifo, 0, 0, attributes);
+            }
+        });
+        Ext4Tools.AssertClean(image.Path);
+
+        image.Modify(fs =>
+        {
+            fs.Remove(Ext4Constants.RootInode, "huge");
+            fs.Remove(Ext4Constants.RootInode, "inodes");
+            Assert.Equal(freeBefore, fs.Superblock.FreeBlocksCount);
+        });
+        Ext4Tools.AssertClean(image.Path);
+    }
+}

@@ -78,11 +78,11 @@ public class ReaderTests
         File.CreateSymbolicLink(Path.Combine(root, "slow"), new string('t', 150));
         Tool.RunChecked("ln", Path.Combine(root, "dir/small"), Path.Combine(root, "hard"));
         Xattrs.Set(Path.Combine(root, "dir/small"), "user.inode", "v"u8);
-        Xattrs.Set(Path.Combine(root, "empty"), "user.block", EngineTests.Content(4, 2000));
+        Xattrs.Set(Path.Combine(root, "empty"), "user.block", EngineTests.Content(4, 700));
         Tool.RunChecked("mknod", Path.Combine(root, "chr"), "c", "4", "64");
         Tool.RunChecked("mkfifo", Path.Combine(root, "fifo"));
         Directory.CreateDirectory(Path.Combine(root, "wide"));
-        for (var i = 0; i < 2500; i++)
+        for (var i = 0; i < 600; i++)
         {
             File.WriteAllBytes(Path.Combine(root, "wide", $"file-number-{i}"), []);
         }

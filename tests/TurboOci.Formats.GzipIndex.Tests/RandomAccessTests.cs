@@ -158,8 +158,8 @@ internal sealed record Layer(byte[] Gzip, byte[] Expected, byte[] Index, GzipSpa
 
     private static byte[] ZerosWithIslands()
     {
-        var data = new byte[24_000_000];
-        for (var i = 0; i < data.Length; i += 7_000_000)
+        var data = new byte[10_000_000];
+        for (var i = 0; i < data.Length; i += 3_000_000)
         {
             new Random(i).NextBytes(data.AsSpan(i, 3000));
         }

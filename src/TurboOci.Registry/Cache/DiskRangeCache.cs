@@ -242,7 +242,8 @@ public sealed class DiskRangeCache : IRangeCache
         }
     }
 
-    private static bool Validate(ReadOnlySpan<byte> entry, long offset, int length, out string problem)
+    /// <summary>Checks one entry file's bytes: header, the range its name promises, length and data CRC.</summary>
+    public static bool Validate(ReadOnlySpan<byte> entry, long offset, int length, out string problem)
     {
         if (!RangeCacheEntryHeader.TryRead(entry, out var header, out problem))
         {
