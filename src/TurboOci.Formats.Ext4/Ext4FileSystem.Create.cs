@@ -203,15 +203,8 @@ public sealed partial class Ext4FileSystem
 
     private void CreateRootDirectory(Ext4Time now)
     {
-        const uint root = Ext4Constants.RootInode;
-        var inode = NewInode(InodeType.Directory, new InodeAttributes(0x1ED, Mtime: now, Atime: now, Ctime: now));
-        var block = AllocateBlock(_gdt.InodeTable(0));
-        AddInodeBlocks(inode, 1);
-        WriteExtentTree(root, inode, [new Extent(0, 1, block, false)]);
-        inode.Size = _blockSize;
-        inode.LinksCount = 2;
-        WriteInode(root, inode);
-        WriteDirectoryBlock(root, inode, block, NewDirectoryBlock(root, root));
+        // The root inode is reserved (already marked in the bitmap), so it is written, not allocated.
+        WriteNewDirectory(Ext4Constants.RootInode, Ext4Constants.RootInode, new InodeAttributes(0x1ED, Mtime: now, Atime: now, Ctime: now));
         _gdt.SetUsedDirs(0, _gdt.UsedDirs(0) + 1);
         _dirtyGroups.Add(0);
     }

@@ -38,7 +38,7 @@ public sealed partial class Ext4FileSystem
             var physical = MapBlock(extents, b);
             if (physical < 0)
             {
-                Fail($"directory {dirIno}", 0, $"hole at block {b}");
+                Fail($"directory {dirIno} extents", InodeByteOffset(dirIno) + 0x28, $"hole at block {b}");
             }
 
             var data = ReadDirectoryBlock(dirIno, dir, physical);
@@ -337,7 +337,7 @@ public sealed partial class Ext4FileSystem
         }
 
         var nodeBlocks = new List<long>();
-        CollectDxNodes(dirIno, extents, root, 32, levels, nodeBlocks, dir.Size / _blockSize);
+        CollectDxNodes(dirIno, extents, root, rootPhysical * _blockSize, 32, levels, nodeBlocks, dir.Size / _blockSize);
         foreach (var logical in nodeBlocks)
         {
             var empty = new byte[_blockSize];
@@ -353,7 +353,7 @@ public sealed partial class Ext4FileSystem
         WriteInode(dirIno, dir);
     }
 
-    private void CollectDxNodes(uint dirIno, List<Extent> extents, byte[] node, int countOffset, int levelsBelow, List<long> nodeBlocks, long dirBlocks)
+    private void CollectDxNodes(uint dirIno, List<Extent> extents, byte[] node, long nodeOffset, int countOffset, int levelsBelow, List<long> nodeBlocks, long dirBlocks)
     {
         if (levelsBelow == 0)
         {
@@ -364,7 +364,7 @@ public sealed partial class Ext4FileSystem
         var count = BinaryPrimitives.ReadUInt16LittleEndian(node.AsSpan(countOffset + 2));
         if (count > limit || countOffset + count * 8 > _blockSize)
         {
-            Fail($"directory {dirIno} htree node", 0, "count exceeds limit");
+            Fail($"directory {dirIno} htree node", nodeOffset + countOffset, "count exceeds limit");
         }
 
         for (var i = 0; i < count; i++)
@@ -372,12 +372,13 @@ public sealed partial class Ext4FileSystem
             var logical = BinaryPrimitives.ReadUInt32LittleEndian(node.AsSpan(countOffset + i * 8 + 4)) & 0x0FFFFFFF;
             if (logical == 0 || logical >= dirBlocks || nodeBlocks.Contains(logical))
             {
-                Fail($"directory {dirIno} htree node", 0, $"index points at block {logical}");
+                Fail($"directory {dirIno} htree node", nodeOffset + countOffset + i * 8 + 4, $"index points at block {logical}");
             }
 
             nodeBlocks.Add(logical);
-            var child = ReadBlock(MapBlock(extents, logical), $"directory {dirIno} htree node");
-            CollectDxNodes(dirIno, extents, child, 8, levelsBelow - 1, nodeBlocks, dirBlocks);
+            var childBlock = MapBlock(extents, logical);
+            var child = ReadBlock(childBlock, $"directory {dirIno} htree node");
+            CollectDxNodes(dirIno, extents, child, childBlock * _blockSize, 8, levelsBelow - 1, nodeBlocks, dirBlocks);
         }
     }
 }

@@ -19,37 +19,37 @@ public sealed partial class Ext4FileSystem
         {
             if (inode.Type is InodeType.Regular or InodeType.Directory || (inode.Type == InodeType.Symlink && inode.RawBlocks != 0 && inode.FileAcl == 0))
             {
-                Fail($"inode {ino}.i_flags", 0, "block-mapped (non-extent) files are not supported");
+                Fail($"inode {ino}.i_flags", InodeByteOffset(ino) + 0x20, "block-mapped (non-extent) files are not supported");
             }
 
             return (extents, treeBlocks);
         }
 
         var root = inode.BlockArea.ToArray();
-        WalkExtentNode(ino, inode, root, isRoot: true, expectedDepth: -1, extents, treeBlocks, 0);
+        WalkExtentNode(ino, inode, root, isRoot: true, expectedDepth: -1, extents, treeBlocks, InodeByteOffset(ino) + 0x28);
         for (var i = 1; i < extents.Count; i++)
         {
             if (extents[i].LogicalBlock < (long)extents[i - 1].LogicalBlock + extents[i - 1].Length)
             {
-                Fail($"inode {ino} extent tree", 0, $"extent at logical block {extents[i].LogicalBlock} overlaps the previous one");
+                Fail($"inode {ino} extent tree", InodeByteOffset(ino) + 0x28, $"extent at logical block {extents[i].LogicalBlock} overlaps the previous one");
             }
         }
 
         return (extents, treeBlocks);
     }
 
-    private void WalkExtentNode(uint ino, Ext4Inode inode, byte[] node, bool isRoot, int expectedDepth, List<Extent> extents, List<long> treeBlocks, long nodeBlock)
+    private void WalkExtentNode(uint ino, Ext4Inode inode, byte[] node, bool isRoot, int expectedDepth, List<Extent> extents, List<long> treeBlocks, long nodeOffset)
     {
         if (!ExtentHeader.TryRead(node, out var header))
         {
-            Fail($"inode {ino} extent header", nodeBlock * _blockSize, "bad extent header magic");
+            Fail($"inode {ino} extent header", nodeOffset, "bad extent header magic");
         }
 
         var capacity = isRoot ? ExtentsInInode : ExtentsPerBlock;
         if (header.Max > capacity || header.Entries > header.Max || header.Depth > Ext4Constants.MaxExtentDepth
             || (expectedDepth >= 0 && header.Depth != expectedDepth))
         {
-            Fail($"inode {ino} extent header", nodeBlock * _blockSize,
+            Fail($"inode {ino} extent header", nodeOffset,
                 $"entries {header.Entries}, max {header.Max}, depth {header.Depth} are inconsistent");
         }
 
@@ -59,7 +59,7 @@ public sealed partial class Ext4FileSystem
             var crc = Storage.Crc32C.Compute(Ext4Checksums.InodePrefix(_csumSeed, ino, inode.Generation), node.AsSpan(0, tailOffset));
             if (crc != BinaryPrimitives.ReadUInt32LittleEndian(node.AsSpan(tailOffset)))
             {
-                Fail($"inode {ino} extent block checksum", nodeBlock * _blockSize + tailOffset, "checksum mismatch");
+                Fail($"inode {ino} extent block checksum", nodeOffset + tailOffset, "checksum mismatch");
             }
         }
 
@@ -71,7 +71,7 @@ public sealed partial class Ext4FileSystem
                 var extent = Extent.Read(entry);
                 if (extent.Length == 0 || extent.PhysicalBlock <= _sb.FirstDataBlock || extent.PhysicalBlock > _sb.BlocksCount - extent.Length)
                 {
-                    Fail($"inode {ino} extent", nodeBlock * _blockSize, $"extent {extent} points outside the filesystem");
+                    Fail($"inode {ino} extent", nodeOffset, $"extent {extent} points outside the filesystem");
                 }
 
                 extents.Add(extent);
@@ -81,12 +81,12 @@ public sealed partial class Ext4FileSystem
                 var index = ExtentIndex.Read(entry);
                 if (index.ChildBlock <= _sb.FirstDataBlock || index.ChildBlock >= _sb.BlocksCount || treeBlocks.Contains(index.ChildBlock))
                 {
-                    Fail($"inode {ino} extent index", nodeBlock * _blockSize, $"child block {index.ChildBlock} is invalid");
+                    Fail($"inode {ino} extent index", nodeOffset, $"child block {index.ChildBlock} is invalid");
                 }
 
                 treeBlocks.Add(index.ChildBlock);
                 var child = ReadBlock(index.ChildBlock, $"inode {ino} extent block");
-                WalkExtentNode(ino, inode, child, isRoot: false, header.Depth - 1, extents, treeBlocks, index.ChildBlock);
+                WalkExtentNode(ino, inode, child, isRoot: false, header.Depth - 1, extents, treeBlocks, index.ChildBlock * _blockSize);
             }
         }
     }

@@ -20,6 +20,13 @@ public sealed partial class Ext4FileSystem
         return (_gdt.InodeTable(g) + byteOffset / _blockSize, (int)(byteOffset % _blockSize));
     }
 
+    /// <summary>The absolute byte offset of an inode record, for error messages.</summary>
+    internal long InodeByteOffset(uint ino)
+    {
+        var (block, offset) = InodeLocation(ino);
+        return block * _blockSize + offset;
+    }
+
     /// <summary>Reads inode <paramref name="ino"/>, verifying its metadata_csum checksum.</summary>
     public Ext4Inode ReadInode(uint ino)
     {

@@ -52,6 +52,16 @@ public sealed partial class Ext4FileSystem
     {
         var key = PrepareCreate(parent, name);
         var ino = AllocateInode(directory: true, parent);
+        WriteNewDirectory(ino, parent, attributes);
+        AddEntry(parent, key, ino, DirEntryType.Directory);
+        AdjustDirectoryLinks(parent, +1);
+        MaybeFlush();
+        return ino;
+    }
+
+    /// <summary>Writes a fresh directory inode with one block holding "." and "..".</summary>
+    private void WriteNewDirectory(uint ino, uint parent, InodeAttributes attributes)
+    {
         var inode = NewInode(InodeType.Directory, attributes);
         var block = AllocateBlock(_gdt.InodeTable((int)((ino - 1) / _sb.InodesPerGroup)));
         AddInodeBlocks(inode, 1);
@@ -60,10 +70,6 @@ public sealed partial class Ext4FileSystem
         inode.LinksCount = 2;
         WriteInode(ino, inode);
         WriteDirectoryBlock(ino, inode, block, NewDirectoryBlock(ino, parent));
-        AddEntry(parent, key, ino, DirEntryType.Directory);
-        AdjustDirectoryLinks(parent, +1);
-        MaybeFlush();
-        return ino;
     }
 
     /// <summary>
@@ -435,14 +441,14 @@ public sealed partial class Ext4FileSystem
         var size = inode.Size;
         if (size <= 0 || size >= _blockSize)
         {
-            Fail($"inode {ino}.i_size", 0, $"symlink length {size} is out of range");
+            Fail($"inode {ino}.i_size", InodeByteOffset(ino) + 0x04, $"symlink length {size} is out of range");
         }
 
         if (!inode.Flags.HasFlag(InodeFlags.Extents))
         {
             if (size > Ext4Constants.FastSymlinkMaxLength)
             {
-                Fail($"inode {ino}.i_size", 0, "fast symlink longer than i_block");
+                Fail($"inode {ino}.i_size", InodeByteOffset(ino) + 0x04, "fast symlink longer than i_block");
             }
 
             return Encoding.UTF8.GetString(inode.BlockArea[..(int)size]);
@@ -452,7 +458,7 @@ public sealed partial class Ext4FileSystem
         var physical = MapBlock(extents, 0);
         if (physical < 0)
         {
-            Fail($"inode {ino}", 0, "slow symlink without a data block");
+            Fail($"inode {ino}.i_block", InodeByteOffset(ino) + 0x28, "slow symlink without a data block");
         }
 
         var data = new byte[_blockSize];

@@ -64,9 +64,14 @@ public sealed partial class Ext4FileSystem : IDisposable
             throw new ArgumentException("the device is read-only", nameof(device));
         }
 
+        if (device.Size < Ext4Constants.SuperblockOffset + Ext4Constants.SuperblockSize)
+        {
+            Fail("superblock", Ext4Constants.SuperblockOffset, $"the device ({device.Size} bytes) ends before the superblock does");
+        }
+
         Span<byte> sbBytes = stackalloc byte[Ext4Constants.SuperblockSize];
-        var read = device.ReadAt(Ext4Constants.SuperblockOffset, sbBytes);
-        var sb = Superblock.Parse(sbBytes[..read], device.Size);
+        device.ReadExactlyAt(Ext4Constants.SuperblockOffset, sbBytes);
+        var sb = Superblock.Parse(sbBytes, device.Size);
         if (sb.BlockSize > 16384)
         {
             Fail("superblock.s_log_block_size", Ext4Constants.SuperblockOffset, "block sizes over 16 KiB are not supported");
@@ -89,10 +94,12 @@ public sealed partial class Ext4FileSystem : IDisposable
         var descSize = sb.DescriptorSize;
         var gdtBytes = new byte[checked(groups * descSize)];
         var gdtOffset = checked((sb.FirstDataBlock + 1L) * sb.BlockSize);
-        if (device.ReadAt(gdtOffset, gdtBytes) != gdtBytes.Length)
+        if (gdtOffset + gdtBytes.Length > sb.BlocksCount * sb.BlockSize)
         {
-            Fail("group descriptors", gdtOffset, "the device ends inside the group descriptor table");
+            Fail("group descriptors", gdtOffset, $"a table of {groups} descriptors runs past the end of the filesystem");
         }
+
+        device.ReadExactlyAt(gdtOffset, gdtBytes);
 
         var gdt = new GroupDescriptorTable(gdtBytes, groups, descSize);
         var fs = new Ext4FileSystem(device, sb, gdt, writable);

@@ -66,7 +66,7 @@ public readonly record struct GzipIndexHeader(
     /// <summary>"ddgzidx\0"; readers compare the first 7 bytes, as overlaybd does.</summary>
     public static ReadOnlySpan<byte> Magic => "ddgzidx\0"u8;
 
-    /// <summary>Parses and checks a header: magic, version, entry size and CRC. Sizes are checked by <see cref="GzipIndex"/>.</summary>
+    /// <summary>Parses and checks a header: magic, version, entry size and CRC. Sizes are checked by <see cref="GzipSeekIndex"/>.</summary>
     public static GzipIndexHeader Read(ReadOnlySpan<byte> bytes)
     {
         if (bytes.Length < Size)

@@ -35,7 +35,7 @@ public sealed class GzipIndexedSource : BlockSource
     private const byte SpanEndsMember = 2;
 
     private readonly BlockSource _blob;
-    private readonly GzipIndex _index;
+    private readonly GzipSeekIndex _index;
     private readonly IInflaterFactory _inflaters;
     private readonly GzipSpanDigests? _digests;
     private readonly GzipReaderOptions _options;
@@ -48,7 +48,7 @@ public sealed class GzipIndexedSource : BlockSource
     /// <param name="blob">The gzip blob (any source: file, registry range reader, cache).</param>
     /// <param name="index">Its index; must have been built for exactly this blob.</param>
     /// <param name="digests">Optional span digests; when given, every compressed range and every span is verified.</param>
-    public GzipIndexedSource(BlockSource blob, GzipIndex index, IInflaterFactory inflaters, GzipSpanDigests? digests = null,
+    public GzipIndexedSource(BlockSource blob, GzipSeekIndex index, IInflaterFactory inflaters, GzipSpanDigests? digests = null,
         GzipReaderOptions? options = null, bool ownsSources = false)
     {
         ArgumentNullException.ThrowIfNull(blob);
@@ -77,7 +77,7 @@ public sealed class GzipIndexedSource : BlockSource
 
     public override long Size => _index.UncompressedSize;
 
-    public GzipIndex Index => _index;
+    public GzipSeekIndex Index => _index;
 
     public override int ReadAt(long offset, Span<byte> destination)
     {

@@ -95,7 +95,7 @@ public sealed class GzipSpanDigests
         }
 
         var count = BinaryPrimitives.ReadInt64LittleEndian(bytes[CountOffset..]);
-        if (count < 1 || count > GzipIndex.MaxEntries || FileSize(count) != bytes.Length)
+        if (count < 1 || count > GzipSeekIndex.MaxEntries || FileSize(count) != bytes.Length)
         {
             TurboOciFormatException.Throw(FormatName, "span_count", CountOffset, $"{count} spans do not fit a {bytes.Length}-byte file");
         }
@@ -123,7 +123,7 @@ public sealed class GzipSpanDigests
     /// <summary>Reads a spans file from a source, bounding its size first.</summary>
     public static GzipSpanDigests Read(BlockSource source)
     {
-        if (source.Size > FileSize(GzipIndex.MaxEntries))
+        if (source.Size > FileSize(GzipSeekIndex.MaxEntries))
         {
             TurboOciFormatException.Throw(FormatName, "size", 0, $"a {source.Size}-byte spans file is larger than any valid one");
         }
@@ -157,7 +157,7 @@ public sealed class GzipSpanDigests
     }
 
     /// <summary>Throws unless these digests were made for <paramref name="index"/>.</summary>
-    public void CheckMatches(GzipIndex index)
+    public void CheckMatches(GzipSeekIndex index)
     {
         if (Spans.Count != index.Entries.Count || GzipFileSize != index.CompressedSize || UncompressedSize != index.UncompressedSize
             || !SHA256.HashData(index.EntryArray.Span).AsSpan().SequenceEqual(EntryArraySha256))

@@ -244,7 +244,7 @@ public sealed class WritableLayer : MappedLayer
             }
 
             var normalised = entry.WithTag((byte)tag);
-            CommittedLayer.CheckMappedRange([normalised], IsWarp ? 0 : LsmtConstants.FirstDataSector, IsWarp ? CommittedLayer.MaxMappedSector : dataEndSector, _ => at);
+            CommittedLayer.CheckMappedRange([normalised], IsWarp ? 0UL : LsmtConstants.FirstDataSector, IsWarp ? CommittedLayer.MaxMappedSector : dataEndSector, _ => at);
 
             _index.Insert(normalised);
         }

@@ -47,7 +47,7 @@ public sealed class ZFileReader : BlockSource
 
     private readonly BlockSource _source;
     private readonly long _baseOffset;
-    private readonly long[] _blockStarts;
+    private readonly BlockOffsetTable _blockStarts;
     private readonly int _blockSize;
     private readonly long _size;
     private readonly bool _checkCrc;
@@ -55,7 +55,7 @@ public sealed class ZFileReader : BlockSource
     private readonly CacheSlot[] _cache;
     private int _decodeParallelism = Environment.ProcessorCount;
 
-    private ZFileReader(BlockSource source, long baseOffset, ZFileHeader header, ZFileHeader? trailer, long[] blockStarts, bool checkCrc)
+    private ZFileReader(BlockSource source, long baseOffset, ZFileHeader header, ZFileHeader? trailer, BlockOffsetTable blockStarts, bool checkCrc)
     {
         _source = source;
         _baseOffset = baseOffset;
@@ -92,7 +92,7 @@ public sealed class ZFileReader : BlockSource
     /// <summary>The block whose index fields are used: the overwritten header, else the trailer.</summary>
     public ZFileHeader Effective { get; }
 
-    public int BlockCount => _blockStarts.Length - 1;
+    public int BlockCount => _blockStarts.BlockCount;
 
     /// <summary>Whether each stored block ends with a CRC-32C.</summary>
     public bool HasBlockChecksums => Effective.Verify != 0;
@@ -230,11 +230,10 @@ public sealed class ZFileReader : BlockSource
         var verify = effective.Verify != 0;
         var minStored = verify ? 5 : 1;
         var maxStored = ZFileCodec.MaxCompressedLength((ZFileAlgorithm)effective.Algorithm, blockSize) + (verify ? 4 : 0);
-        var starts = new long[blockCount + 1];
+        var lengths = new uint[blockCount];
         var position = (long)dataStart;
         for (var i = 0; i < blockCount; i++)
         {
-            starts[i] = position;
             var stored = BinaryPrimitives.ReadUInt32LittleEndian(table.AsSpan(i * 4));
             if (stored < minStored || stored > maxStored)
             {
@@ -248,9 +247,11 @@ public sealed class ZFileReader : BlockSource
                 Fail($"jump_table[{i}]", baseOffset + tableOffset + (i * 4L),
                     $"blocks 0..{i} end at {position}, past the jump table at {tableOffset}");
             }
+
+            lengths[i] = stored;
         }
 
-        starts[blockCount] = position;
+        var starts = new BlockOffsetTable((long)dataStart, lengths);
         return new ZFileReader(source, baseOffset, header, trailer, starts, verifyChecksums);
     }
 

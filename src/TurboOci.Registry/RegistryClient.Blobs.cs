@@ -24,7 +24,10 @@ public sealed partial class RegistryClient
     /// Reads exactly <paramref name="destination"/>.Length bytes of a blob at <paramref name="offset"/> with one
     /// Range GET (more only on retries). A short or over-long body is retried, never returned.
     /// </summary>
-    public Task ReadBlobRangeAsync(ImageReference image, Digest digest, long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
+    /// <param name="filled">Called as the body arrives with how many bytes of <paramref name="destination"/> are filled
+    /// (from 0 again when a retry starts), so callers can use the front of a large range early.</param>
+    public Task ReadBlobRangeAsync(ImageReference image, Digest digest, long offset, Memory<byte> destination, CancellationToken cancellationToken = default,
+        Action<int>? filled = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         if (destination.Length == 0)
@@ -56,7 +59,7 @@ public sealed partial class RegistryClient
                 await SkipAsync(body, offset, token).ConfigureAwait(false);
             }
 
-            await FillAsync(body, destination, call, token).ConfigureAwait(false);
+            await FillAsync(body, destination, call, token, filled).ConfigureAwait(false);
             if (response.StatusCode == HttpStatusCode.PartialContent && body.ReadByte() >= 0)
             {
                 throw new RegistryException($"{call.Describe}: body longer than the {destination.Length} bytes asked for");
@@ -232,7 +235,7 @@ public sealed partial class RegistryClient
         }
     }
 
-    private static async Task FillAsync(Stream body, Memory<byte> destination, Call call, CancellationToken cancellationToken)
+    private static async Task FillAsync(Stream body, Memory<byte> destination, Call call, CancellationToken cancellationToken, Action<int>? progress = null)
     {
         var filled = 0;
         while (filled < destination.Length)
@@ -244,6 +247,7 @@ public sealed partial class RegistryClient
             }
 
             filled += read;
+            progress?.Invoke(filled);
         }
     }
 }

@@ -15,7 +15,7 @@ public sealed record RemoteBlobOptions
     public int FetchUnit { get; init; } = DefaultFetchUnit;
 
     /// <summary>Units fetched ahead once reads look sequential.</summary>
-    public int ReadAheadUnits { get; init; } = 4;
+    public int ReadAheadUnits { get; init; } = 8;
 
     /// <summary>Adjacent missing units merged into one request, at most this many.</summary>
     public int MaxUnitsPerRequest { get; init; } = 16;
@@ -59,12 +59,21 @@ public sealed class RemoteBlobSource : BlockSource
     private long _fetchRequests;
     private long _fetchedBytes;
 
+    private readonly MemoryRangeCache? _privateCache;
+
     private RemoteBlobSource(RegistryClient client, ImageReference image, Digest digest, long size, RemoteBlobOptions options)
     {
         _client = client;
         Image = image;
         Digest = digest;
         Size = size;
+        if (options.Cache is null && options.ReadAheadUnits > 0)
+        {
+            // Without a cache, read-ahead needs somewhere to keep what it fetched until it is read.
+            _privateCache = new MemoryRangeCache(2L * (options.ReadAheadUnits + options.MaxUnitsPerRequest) * options.FetchUnit);
+            options = options with { Cache = _privateCache };
+        }
+
         _options = options;
     }
 
@@ -164,13 +173,7 @@ public sealed class RemoteBlobSource : BlockSource
 
     private byte[]? TryReadCached(long index)
     {
-        if (_options.Cache is null)
-        {
-            return null;
-        }
-
-        var data = new byte[UnitLength(index)];
-        return _options.Cache.TryRead(Digest, index * _options.FetchUnit, data) ? data : null;
+        return _options.Cache?.TryGet(Digest, index * _options.FetchUnit, UnitLength(index));
     }
 
     private int UnitLength(long index) => (int)Math.Min(_options.FetchUnit, Size - index * _options.FetchUnit);
@@ -221,41 +224,65 @@ public sealed class RemoteBlobSource : BlockSource
     {
         var unit = _options.FetchUnit;
         var start = run[0].Index * unit;
-        var length = checked((int)(run.Sum(r => (long)UnitLength(r.Index))));
+        var length = checked((int)run.Sum(r => (long)UnitLength(r.Index)));
+        var buffer = new byte[length];
+        var released = 0;
+        var units = new byte[run.Count][];
+
+        // Units are handed to readers as soon as their bytes arrived and verified, not when the whole run is in.
+        void ReleaseUpTo(int filled)
+        {
+            while (released < run.Count)
+            {
+                var (index, source) = run[released];
+                var from = (int)(index * unit - start);
+                var count = UnitLength(index);
+                if (from + count > filled || (_options.Verifier is { } verifier && !verifier.Verify(index * unit, buffer.AsSpan(from, count))))
+                {
+                    return;
+                }
+
+                units[released] = buffer.AsSpan(from, count).ToArray();
+                source.SetResult(units[released]);
+                released++;
+            }
+        }
+
         try
         {
-            var buffer = new byte[length];
             for (var attempt = 1; ; attempt++)
             {
                 Interlocked.Increment(ref _fetchRequests);
-                await _client.ReadBlobRangeAsync(Image, Digest, start, buffer).ConfigureAwait(false);
+                await _client.ReadBlobRangeAsync(Image, Digest, start, buffer, CancellationToken.None, ReleaseUpTo).ConfigureAwait(false);
                 Interlocked.Add(ref _fetchedBytes, length);
-                var bad = run.FirstOrDefault(r => _options.Verifier is { } verifier &&
-                                                  !verifier.Verify(r.Index * unit, buffer.AsSpan((int)(r.Index * unit - start), UnitLength(r.Index))));
-                if (bad.Source is null)
+                ReleaseUpTo(length);
+                if (released == run.Count)
                 {
                     break;
                 }
 
-                _client.Options.Log?.Invoke($"blob {Digest}: bytes at {bad.Index * unit} failed verification (attempt {attempt}/{_options.VerifyAttempts})");
+                var bad = run[released].Index * unit;
+                _client.Options.Log?.Invoke($"blob {Digest}: bytes at {bad} failed verification (attempt {attempt}/{_options.VerifyAttempts})");
                 if (attempt >= _options.VerifyAttempts)
                 {
                     throw new RangeVerificationException(
-                        $"blob {Digest}: bytes at offset {bad.Index * unit} did not match their span digest after {attempt} fetches; refusing to use them");
+                        $"blob {Digest}: bytes at offset {bad} did not match their span digest after {attempt} fetches; refusing to use them");
                 }
-            }
-
-            var units = run.Select(r => (r.Index, Data: buffer.AsSpan((int)(r.Index * unit - start), UnitLength(r.Index)).ToArray())).ToList();
-            foreach (var (index, data) in units)
-            {
-                run.First(r => r.Index == index).Source.SetResult(data);
             }
 
             // Cache after the readers were released, but keep the in-flight entries until the cache holds the
             // units, so nobody refetches them in between.
-            foreach (var (index, data) in units)
+            for (var i = 0; i < run.Count; i++)
             {
-                _options.Cache?.Write(Digest, index * unit, data);
+                var offset = run[i].Index * unit;
+                if (_options.Cache is MemoryRangeCache memory)
+                {
+                    memory.Store(Digest, offset, units[i]); // unit arrays are never written again
+                }
+                else
+                {
+                    _options.Cache?.Write(Digest, offset, units[i]);
+                }
             }
         }
         catch (Exception e)
@@ -274,18 +301,35 @@ public sealed class RemoteBlobSource : BlockSource
         }
     }
 
-    /// <summary>When a read starts where the previous one ended, fetch the next units before they are asked for.</summary>
+    /// <summary>
+    /// When a read starts where the previous one ended, keep a window of units ahead of the reader: once
+    /// fewer than half of them are fetched or in flight, the rest of the window goes out as one merged
+    /// request, so sequential reading costs few, large requests.
+    /// </summary>
     private void MaybeReadAhead(long offset, int length, long lastUnit)
     {
         var previousEnd = Interlocked.Exchange(ref _sequentialEnd, offset + length);
-        if (_options.ReadAheadUnits == 0 || previousEnd != offset)
+        var window = _options.ReadAheadUnits;
+        if (window == 0 || previousEnd != offset)
         {
             return;
         }
 
         var unitCount = (Size + _options.FetchUnit - 1) / _options.FetchUnit;
+        var ready = 0;
+        while (ready < window && lastUnit + 1 + ready < unitCount &&
+               (_inflight.ContainsKey(lastUnit + 1 + ready) || IsCached(lastUnit + 1 + ready)))
+        {
+            ready++;
+        }
+
+        if (ready * 2 >= window)
+        {
+            return;
+        }
+
         var ahead = new List<long>();
-        for (var index = lastUnit + 1; index <= lastUnit + _options.ReadAheadUnits && index < unitCount; index++)
+        for (var index = lastUnit + 1 + ready; index <= lastUnit + window && index < unitCount; index++)
         {
             if (!_inflight.ContainsKey(index) && !IsCached(index))
             {
@@ -314,6 +358,8 @@ public sealed class RemoteBlobSource : BlockSource
             {
                 // failures were reported to the readers
             }
+
+            _privateCache?.Dispose();
         }
     }
 }

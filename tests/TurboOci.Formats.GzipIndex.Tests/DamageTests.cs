@@ -9,7 +9,7 @@ public sealed class DamageTests
 {
     private static readonly Layer s_layer = Layer.All["gzip6"].Value;
 
-    private static GzipIndex ParsedIndex => GzipIndex.Load(new MemoryBlockSource(s_layer.Index), SystemZlib.Instance);
+    private static GzipSeekIndex ParsedIndex => GzipSeekIndex.Load(new MemoryBlockSource(s_layer.Index), SystemZlib.Instance);
 
     [Fact]
     public void WrongBlobForTheIndex()
@@ -85,7 +85,7 @@ public sealed class DamageTests
     {
         var index = (byte[])s_layer.Index.Clone();
         index[ParsedIndex.Header.IndexStart + 20] ^= 0x01;
-        var e = Assert.Throws<TurboOciFormatException>(() => GzipIndex.Load(new MemoryBlockSource(index), SystemZlib.Instance));
+        var e = Assert.Throws<TurboOciFormatException>(() => GzipSeekIndex.Load(new MemoryBlockSource(index), SystemZlib.Instance));
         Assert.Contains("entry area", e.Message);
     }
 
@@ -99,14 +99,14 @@ public sealed class DamageTests
     {
         var index = (byte[])s_layer.Index.Clone();
         index[offset] ^= 0x04;
-        var e = Assert.Throws<TurboOciFormatException>(() => GzipIndex.Load(new MemoryBlockSource(index), SystemZlib.Instance));
+        var e = Assert.Throws<TurboOciFormatException>(() => GzipSeekIndex.Load(new MemoryBlockSource(index), SystemZlib.Instance));
         Assert.Contains(offset == 3 ? "magic" : "CRC", e.Message);
     }
 
     [Fact]
     public void TruncatedIndex()
     {
-        var e = Assert.Throws<TurboOciFormatException>(() => GzipIndex.Load(new MemoryBlockSource(s_layer.Index[..^1]), SystemZlib.Instance));
+        var e = Assert.Throws<TurboOciFormatException>(() => GzipSeekIndex.Load(new MemoryBlockSource(s_layer.Index[..^1]), SystemZlib.Instance));
         Assert.Contains("index_file_size", e.Message);
     }
 

@@ -105,5 +105,5 @@ internal static class GzipTestData
     }
 
     public static GzipIndexedSource OpenReader(byte[] gzip, byte[] index, GzipSpanDigests? digests = null, GzipReaderOptions? options = null) =>
-        new(new MemoryBlockSource(gzip), GzipIndex.Load(new MemoryBlockSource(index), SystemZlib.Instance), SystemZlib.Instance, digests, options);
+        new(new MemoryBlockSource(gzip), GzipSeekIndex.Load(new MemoryBlockSource(index), SystemZlib.Instance), SystemZlib.Instance, digests, options);
 }

@@ -49,7 +49,7 @@ public sealed class OverlaybdCompatibilityTests
     [Fact]
     public void ParsesOverlaybdsIndexAsDecodedInTheFixtureReadme()
     {
-        var index = GzipIndex.Load(new MemoryBlockSource(OverlaybdIndex), SystemZlib.Instance);
+        var index = GzipSeekIndex.Load(new MemoryBlockSource(OverlaybdIndex), SystemZlib.Instance);
         var h = index.Header;
         Assert.Equal((1, 0, 1, 6, 0), (h.MajorVersion, h.MinorVersion, h.DictCompressAlgo, (int)h.DictCompressLevel, h.Flag));
         Assert.Equal((1048576, 32768, 29, 4L), (h.Span, h.Window, h.IndexSize, h.IndexNum));
@@ -94,7 +94,7 @@ public sealed class OverlaybdCompatibilityTests
     public void RawWindowsVariantRoundTrips()
     {
         var (index, _) = GzipTestData.BuildIndex(Layer, new GzipIndexOptions { CompressWindows = false });
-        var parsed = GzipIndex.Load(new MemoryBlockSource(index), SystemZlib.Instance);
+        var parsed = GzipSeekIndex.Load(new MemoryBlockSource(index), SystemZlib.Instance);
         Assert.Equal(0, parsed.Header.DictCompressAlgo);
         Assert.All(parsed.Entries, e => Assert.Equal(32768u, e.WinLen));
         using var reader = GzipTestData.OpenReader(Layer, index);

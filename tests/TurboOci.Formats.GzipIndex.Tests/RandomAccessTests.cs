@@ -61,7 +61,7 @@ public sealed class RandomAccessTests
     public void SpanDigestsDescribeEverySpan()
     {
         var layer = Layer.All["pigz-b32"].Value;
-        var index = GzipIndex.Load(new MemoryBlockSource(layer.Index), SystemZlib.Instance);
+        var index = GzipSeekIndex.Load(new MemoryBlockSource(layer.Index), SystemZlib.Instance);
         Assert.NotNull(layer.Digests);
         Assert.Equal(index.Entries.Count, layer.Digests.Spans.Count);
         Assert.True(index.Entries.Count > 20, $"only {index.Entries.Count} spans");
@@ -80,7 +80,7 @@ public sealed class RandomAccessTests
     public void MultiMemberIsIndexedWholeWithAnEntryAtEveryMemberStart()
     {
         var layer = Layer.All["multi-member"].Value;
-        var index = GzipIndex.Load(new MemoryBlockSource(layer.Index), SystemZlib.Instance);
+        var index = GzipSeekIndex.Load(new MemoryBlockSource(layer.Index), SystemZlib.Instance);
         Assert.Equal(GzipIndexHeader.FlagMultiMember, index.Header.Flag);
         Assert.Equal(layer.Expected.Length, index.UncompressedSize);
         Assert.Equal(4, layer.Result.Members);
@@ -94,7 +94,7 @@ public sealed class RandomAccessTests
     public void ZeroRunsMakeHugeSpansThatStreamInsteadOfMaterializing()
     {
         var layer = Layer.All["zeros-gzip9"].Value;
-        var index = GzipIndex.Load(new MemoryBlockSource(layer.Index), SystemZlib.Instance);
+        var index = GzipSeekIndex.Load(new MemoryBlockSource(layer.Index), SystemZlib.Instance);
         var longest = Enumerable.Range(0, index.Entries.Count).Max(index.SpanLength);
         Assert.True(longest > 1 << 20, $"longest span {longest}");
         using var reader = GzipTestData.OpenReader(layer.Gzip, layer.Index, layer.Digests, new GzipReaderOptions { MaxMaterializedSpan = 1 << 18 });

@@ -88,4 +88,30 @@ public sealed class SegmentIndexTests
         Assert.Equal(Convert.FromHexString("FFFFFFFFFFFF0300" + "0000000000000000"), bytes);
         Assert.Throws<ArgumentOutOfRangeException>(() => M(0, 16384, 8));
     }
+
+    [Fact]
+    public void Find_first_agrees_with_a_linear_scan_for_every_position_and_size()
+    {
+        var random = new Random(9);
+        for (var count = 0; count < 40; count++)
+        {
+            var entries = new List<SegmentMapping>();
+            ulong offset = 0;
+            for (var i = 0; i < count; i++)
+            {
+                offset += (ulong)random.Next(0, 3);
+                var length = (uint)random.Next(1, 4);
+                entries.Add(M(offset, length, 8));
+                offset += length;
+            }
+
+            var index = new SegmentIndex([.. entries]);
+            for (ulong sector = 0; sector <= offset + 2; sector++)
+            {
+                var expected = entries.FindIndex(e => e.End > sector) is var i && i >= 0 ? i : entries.Count;
+                Assert.Equal(expected, index.FindFirst(sector));
+                Assert.Equal(expected, SegmentIndex.FindFirst(entries.ToArray(), sector));
+            }
+        }
+    }
 }

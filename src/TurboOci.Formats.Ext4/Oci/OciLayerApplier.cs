@@ -70,7 +70,7 @@ public sealed class OciLayerApplier
                 {
                     whiteouts++;
                 }
-                else if (entry.Type == TarEntryType.Regular)
+                else if (entry.Type == TarMemberType.Regular)
                 {
                     fileBytes += entry.Size;
                 }
@@ -85,7 +85,7 @@ public sealed class OciLayerApplier
     }
 
     /// <summary>Applies one entry; true when it was a whiteout.</summary>
-    private bool ApplyEntry(TarEntry entry, TarEntryReader reader)
+    private bool ApplyEntry(TarMember entry, TarEntryReader reader)
     {
         var components = LayerPath.Normalize(entry.Path);
         if (components.Length == 0)
@@ -120,7 +120,7 @@ public sealed class OciLayerApplier
         }
 
         var parent = EnsureDirectories(parentComponents);
-        if (entry.Type == TarEntryType.HardLink)
+        if (entry.Type == TarMemberType.HardLink)
         {
             ApplyHardLink(entry, parent, name, path);
             return false;
@@ -129,7 +129,7 @@ public sealed class OciLayerApplier
         var attributes = new InodeAttributes((ushort)(entry.Mode & 0xFFF), (uint)entry.Uid, (uint)entry.Gid, entry.Mtime, entry.Mtime);
         if (_fs.TryLookup(parent, name) is { } existing)
         {
-            if (entry.Type == TarEntryType.Directory && _fs.ReadInode(existing).Type == InodeType.Directory)
+            if (entry.Type == TarMemberType.Directory && _fs.ReadInode(existing).Type == InodeType.Directory)
             {
                 _fs.SetAttributes(existing, attributes);
                 SetXattrs(existing, entry);
@@ -142,14 +142,14 @@ public sealed class OciLayerApplier
 
         var ino = entry.Type switch
         {
-            TarEntryType.Regular => CreateRegular(entry, reader, parent, name, attributes),
-            TarEntryType.Directory => _fs.CreateDirectory(parent, name, attributes),
-            TarEntryType.Symlink => entry.LinkTarget.Length == 0
+            TarMemberType.Regular => CreateRegular(entry, reader, parent, name, attributes),
+            TarMemberType.Directory => _fs.CreateDirectory(parent, name, attributes),
+            TarMemberType.Symlink => entry.LinkTarget.Length == 0
                 ? Fail<uint>(entry, "symlink with an empty target")
                 : _fs.CreateSymlink(parent, name, entry.LinkTarget, attributes),
-            TarEntryType.CharDevice => _fs.CreateSpecial(parent, name, InodeType.CharDevice, entry.DevMajor, entry.DevMinor, attributes),
-            TarEntryType.BlockDevice => _fs.CreateSpecial(parent, name, InodeType.BlockDevice, entry.DevMajor, entry.DevMinor, attributes),
-            TarEntryType.Fifo => _fs.CreateSpecial(parent, name, InodeType.Fifo, 0, 0, attributes),
+            TarMemberType.CharDevice => _fs.CreateSpecial(parent, name, InodeType.CharDevice, entry.DevMajor, entry.DevMinor, attributes),
+            TarMemberType.BlockDevice => _fs.CreateSpecial(parent, name, InodeType.BlockDevice, entry.DevMajor, entry.DevMinor, attributes),
+            TarMemberType.Fifo => _fs.CreateSpecial(parent, name, InodeType.Fifo, 0, 0, attributes),
             _ => Fail<uint>(entry, $"unexpected entry type {entry.Type}"),
         };
         SetXattrs(ino, entry);
@@ -157,7 +157,7 @@ public sealed class OciLayerApplier
         return false;
     }
 
-    private uint CreateRegular(TarEntry entry, TarEntryReader reader, uint parent, string name, InodeAttributes attributes)
+    private uint CreateRegular(TarMember entry, TarEntryReader reader, uint parent, string name, InodeAttributes attributes)
     {
         if (_mode == LayerDataMode.Copied)
         {
@@ -185,7 +185,7 @@ public sealed class OciLayerApplier
         return ino;
     }
 
-    private void ApplyHardLink(TarEntry entry, uint parent, string name, string path)
+    private void ApplyHardLink(TarMember entry, uint parent, string name, string path)
     {
         var targetComponents = LayerPath.Normalize(entry.LinkTarget);
         if (targetComponents.Length == 0)
@@ -214,7 +214,7 @@ public sealed class OciLayerApplier
         _created.Add(path);
     }
 
-    private void SetXattrs(uint ino, TarEntry entry)
+    private void SetXattrs(uint ino, TarMember entry)
     {
         var storable = entry.Xattrs.Where(x => Ext4FileSystem.CanStoreXattr(x.Key)).ToDictionary(x => x.Key, x => x.Value, StringComparer.Ordinal);
         if (storable.Count > 0)
@@ -305,9 +305,9 @@ public sealed class OciLayerApplier
         }
     }
 
-    private static void Fail(TarEntry entry, string problem) => Fail<int>(entry, problem);
+    private static void Fail(TarMember entry, string problem) => Fail<int>(entry, problem);
 
-    private static T Fail<T>(TarEntry entry, string problem) =>
+    private static T Fail<T>(TarMember entry, string problem) =>
         throw new TurboOciFormatException(TarHeader.FormatName, $"entry '{entry.Path}'", entry.HeaderOffset, problem);
 
     /// <summary>The current entry's data as a read-only stream, for copied mode.</summary>

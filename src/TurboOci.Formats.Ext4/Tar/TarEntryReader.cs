@@ -5,7 +5,7 @@ using TurboOci.Storage;
 
 namespace TurboOci.Formats.Ext4.Tar;
 
-public enum TarEntryType
+public enum TarMemberType
 {
     Regular,
     HardLink,
@@ -20,9 +20,9 @@ public enum TarEntryType
 /// One archive member with PAX and GNU overrides applied. <see cref="DataOffset"/> is the absolute
 /// offset of its data in the uncompressed tar stream (what mapped mode maps file blocks to).
 /// </summary>
-public sealed record TarEntry(
+public sealed record TarMember(
     string Path,
-    TarEntryType Type,
+    TarMemberType Type,
     uint Mode,
     long Uid,
     long Gid,
@@ -57,7 +57,7 @@ public sealed class TarEntryReader
     public long Position => _position;
 
     /// <summary>The next entry, or null at the end of the archive. Unread data of the previous entry is skipped.</summary>
-    public TarEntry? Next()
+    public TarMember? Next()
     {
         if (_finished)
         {
@@ -105,21 +105,21 @@ public sealed class TarEntryReader
 
             var type = (char)header.TypeFlag switch
             {
-                '0' or '\0' or '7' => TarEntryType.Regular,
-                '1' => TarEntryType.HardLink,
-                '2' => TarEntryType.Symlink,
-                '3' => TarEntryType.CharDevice,
-                '4' => TarEntryType.BlockDevice,
-                '5' => TarEntryType.Directory,
-                '6' => TarEntryType.Fifo,
-                var other => Throw<TarEntryType>(headerOffset + TarFields.TypeFlag, entryName, $"unsupported entry type '{other}' (0x{header.TypeFlag:X2})"),
+                '0' or '\0' or '7' => TarMemberType.Regular,
+                '1' => TarMemberType.HardLink,
+                '2' => TarMemberType.Symlink,
+                '3' => TarMemberType.CharDevice,
+                '4' => TarMemberType.BlockDevice,
+                '5' => TarMemberType.Directory,
+                '6' => TarMemberType.Fifo,
+                var other => Throw<TarMemberType>(headerOffset + TarFields.TypeFlag, entryName, $"unsupported entry type '{other}' (0x{header.TypeFlag:X2})"),
             };
 
             var path = pax?.GetValueOrDefault("path") ?? entryName;
             var link = pax?.GetValueOrDefault("linkpath") ?? Encoding.UTF8.GetString(longLink ?? header.LinkName);
-            if (type == TarEntryType.Regular && header.TypeFlag == 0 && path.EndsWith('/'))
+            if (type == TarMemberType.Regular && header.TypeFlag == 0 && path.EndsWith('/'))
             {
-                type = TarEntryType.Directory; // old tars mark directories only by the trailing slash
+                type = TarMemberType.Directory; // old tars mark directories only by the trailing slash
             }
 
             var size = pax?.GetValueOrDefault("size") is { } paxSize ? PaxNumber(paxSize, headerOffset, path, "size") : header.Size;
@@ -138,9 +138,9 @@ public sealed class TarEntryReader
 
             // Only regular files carry data: for links, devices and directories the size field is
             // ignored and no data follows (Go's archive/tar treats these "header-only" types the same).
-            var dataSize = type == TarEntryType.Regular ? size : 0;
+            var dataSize = type == TarMemberType.Regular ? size : 0;
 
-            var entry = new TarEntry(path, type, header.Mode & 0xFFF, uid, gid, type == TarEntryType.Regular ? size : 0, mtime, link,
+            var entry = new TarMember(path, type, header.Mode & 0xFFF, uid, gid, type == TarMemberType.Regular ? size : 0, mtime, link,
                 header.DevMajor, header.DevMinor, (IReadOnlyDictionary<string, byte[]>?)xattrs ?? new Dictionary<string, byte[]>(),
                 headerOffset, _position);
             _pendingData = dataSize;

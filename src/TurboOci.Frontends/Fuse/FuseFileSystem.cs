@@ -270,19 +270,10 @@ public sealed class FuseFileSystem
     private int Write(in FuseInHeader header, ReadOnlySpan<byte> body, Span<byte> reply)
     {
         var inSize = Unsafe.SizeOf<FuseWriteIn>();
-        if (!TryRead(body, out FuseWriteIn input) || input.Offset > long.MaxValue || input.Size != body.Length - inSize)
+        var parsed = TryRead(body, out FuseWriteIn input);
+        if (WriteRefusal(header, parsed && input.Offset <= long.MaxValue && input.Size == body.Length - inSize) is { } refusal)
         {
-            return Error(reply, header.Unique, Errno.EINVAL);
-        }
-
-        if (header.NodeId != FileNodeId)
-        {
-            return Error(reply, header.Unique, Errno.EISDIR);
-        }
-
-        if (_readOnly)
-        {
-            return Error(reply, header.Unique, Errno.EROFS);
+            return Error(reply, header.Unique, refusal);
         }
 
         // Like a block device: a write that starts at the end finds no space, one that crosses it is cut short.
@@ -298,6 +289,13 @@ public sealed class FuseFileSystem
         Volatile.Write(ref _dirty, 1);
         return Reply(reply, header.Unique, new FuseWriteOut { Size = (uint)length });
     }
+
+    /// <summary>Why a request that changes the device is refused, in the order the checks matter: malformed, not the file, read-only.</summary>
+    private Errno? WriteRefusal(in FuseInHeader header, bool wellFormed) =>
+        !wellFormed ? Errno.EINVAL
+        : header.NodeId != FileNodeId ? Errno.EISDIR
+        : _readOnly ? Errno.EROFS
+        : null;
 
     /// <summary>FSYNC (the loop driver's REQ_OP_FLUSH) always flushes; FLUSH (each close) only after writes.</summary>
     private int Flush(in FuseInHeader header, bool onlyIfDirty, Span<byte> reply)
@@ -318,19 +316,10 @@ public sealed class FuseFileSystem
     /// </summary>
     private int Fallocate(in FuseInHeader header, ReadOnlySpan<byte> body, Span<byte> reply)
     {
-        if (!TryRead(body, out FuseFallocateIn input) || input.Offset > long.MaxValue || input.Length > long.MaxValue)
+        var parsed = TryRead(body, out FuseFallocateIn input);
+        if (WriteRefusal(header, parsed && input.Offset <= long.MaxValue && input.Length <= long.MaxValue) is { } refusal)
         {
-            return Error(reply, header.Unique, Errno.EINVAL);
-        }
-
-        if (header.NodeId != FileNodeId)
-        {
-            return Error(reply, header.Unique, Errno.EISDIR);
-        }
-
-        if (_readOnly)
-        {
-            return Error(reply, header.Unique, Errno.EROFS);
+            return Error(reply, header.Unique, refusal);
         }
 
         var offset = (long)input.Offset;

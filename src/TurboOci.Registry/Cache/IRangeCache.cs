@@ -13,6 +13,16 @@ public interface IRangeCache
 
     /// <summary>A cheap guess whether the range is cached (no data read, no checksum): for read-ahead decisions.</summary>
     bool Contains(Digest blob, long offset, int length);
+
+    /// <summary>
+    /// The cached range as an array the caller must not modify, or null. Memory caches hand out their own
+    /// copy without copying; the default reads into a new array.
+    /// </summary>
+    byte[]? TryGet(Digest blob, long offset, int length)
+    {
+        var data = new byte[length];
+        return TryRead(blob, offset, data) ? data : null;
+    }
 }
 
 /// <summary>Hot ranges in memory with a byte budget (Microsoft.Extensions.Caching.Memory, size = bytes).</summary>
@@ -40,6 +50,13 @@ public sealed class MemoryRangeCache : IRangeCache, IDisposable
     public bool Contains(Digest blob, long offset, int length) =>
         _cache.TryGetValue((blob, offset), out byte[]? data) && data?.Length == length;
 
+    public byte[]? TryGet(Digest blob, long offset, int length) =>
+        _cache.TryGetValue((blob, offset), out byte[]? data) && data?.Length == length ? data : null;
+
+    /// <summary>Keeps <paramref name="data"/> itself (no copy); the caller gives up the array.</summary>
+    public void Store(Digest blob, long offset, byte[] data) =>
+        _cache.Set((blob, offset), data, new MemoryCacheEntryOptions { Size = data.Length });
+
     public void Write(Digest blob, long offset, ReadOnlySpan<byte> data) =>
         _cache.Set((blob, offset), data.ToArray(), new MemoryCacheEntryOptions { Size = data.Length });
 
@@ -52,6 +69,24 @@ public sealed class MemoryRangeCache : IRangeCache, IDisposable
 /// </summary>
 public sealed class LayeredRangeCache(params IRangeCache[] layers) : IRangeCache
 {
+    public byte[]? TryGet(Digest blob, long offset, int length)
+    {
+        for (var i = 0; i < layers.Length; i++)
+        {
+            if (layers[i].TryGet(blob, offset, length) is { } data)
+            {
+                for (var j = 0; j < i; j++)
+                {
+                    layers[j].Write(blob, offset, data);
+                }
+
+                return data;
+            }
+        }
+
+        return null;
+    }
+
     public bool TryRead(Digest blob, long offset, Span<byte> destination)
     {
         for (var i = 0; i < layers.Length; i++)

@@ -24,7 +24,7 @@ public sealed class GzipIndexTarget : IFuzzTarget
         var indexLength = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(input), (uint)(input.Length - 4));
         var indexBytes = input.Slice(4, indexLength).ToArray();
         var blob = input[(4 + indexLength)..].ToArray();
-        var index = GzipIndex.Load(new MemoryBlockSource(indexBytes), SystemZlib.Instance);
+        var index = GzipSeekIndex.Load(new MemoryBlockSource(indexBytes), SystemZlib.Instance);
         var window = new byte[GzipIndexHeader.WindowSize];
         for (var i = 0; i < index.Entries.Count; i++)
         {

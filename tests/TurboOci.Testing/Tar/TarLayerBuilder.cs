@@ -64,22 +64,6 @@ public sealed class TarLayerBuilder
             Xattrs = xattrs ?? Empty, NameEncoding = nameEncoding,
         });
 
-    /// <summary>Adds every missing parent directory of <paramref name="path"/> and the path itself as directories (0755, root).</summary>
-    public TarLayerBuilder Directories(string path)
-    {
-        var parts = Normalize(path).Split('/');
-        for (var i = 1; i <= parts.Length; i++)
-        {
-            var prefix = string.Join('/', parts[..i]);
-            if (!_entries.Any(e => e.Path == prefix && e.Kind == TarEntryKind.Directory))
-            {
-                Directory(prefix);
-            }
-        }
-
-        return this;
-    }
-
     public TarLayerBuilder File(string path, TarContent content, string mode = "644", long uid = 0, long gid = 0, long mtime = DefaultMtime,
         IReadOnlyDictionary<string, byte[]>? xattrs = null, TarNameEncoding nameEncoding = TarNameEncoding.Auto) =>
         Add(new LayerEntry

@@ -60,7 +60,7 @@ internal static class GzipIndexCommandSupport
         try
         {
             index = FileBlockSource.OpenRead(indexPath);
-            var parsed = Formats.GzipIndex.GzipIndex.Load(index, SystemZlib.Instance);
+            var parsed = GzipSeekIndex.Load(index, SystemZlib.Instance);
             spansPath ??= File.Exists(DefaultSpansPath(indexPath)) ? DefaultSpansPath(indexPath) : null;
             GzipSpanDigests? digests = null;
             if (spansPath is not null)

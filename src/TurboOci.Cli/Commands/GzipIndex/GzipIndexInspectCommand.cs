@@ -20,7 +20,7 @@ public sealed class GzipIndexInspectCommand : ICommand
     public Task<int> RunAsync(CancellationToken cancellationToken)
     {
         using var source = FileBlockSource.OpenRead(Index);
-        var index = Formats.GzipIndex.GzipIndex.Load(source, SystemZlib.Instance);
+        var index = GzipSeekIndex.Load(source, SystemZlib.Instance);
         var h = index.Header;
         if (Json)
         {
