@@ -129,7 +129,7 @@ public sealed class GzipIndexedSource : BlockSource
                         memberEnds.Add((job.Span, trailer));
                     }
                 }
-                else if (_cache is not null && spanLength <= _options.MaxMaterializedSpan)
+                else if (Cacheable(spanLength))
                 {
                     results[k] = (GetSpan(job.Span, memberEnds), (int)job.SpanOffset, false);
                 }
@@ -186,13 +186,13 @@ public sealed class GzipIndexedSource : BlockSource
 
     /// <summary>
     /// A read inside one span. With the cache on, the whole span is inflated, checked and cached for
-    /// its neighbours; with it off (or for a huge span) only the prefix up to the read's end is
+    /// its neighbours; with it off (or for a span too large to cache) only the prefix up to the read's end is
     /// inflated, which halves the average latency of a cold random read.
     /// </summary>
     private void ReadFromSpan(int span, long offset, Span<byte> destination)
     {
         var spanOffset = offset - _index.Entries[span].DePos;
-        if (_cache is null || _index.SpanLength(span) > _options.MaxMaterializedSpan)
+        if (!Cacheable(_index.SpanLength(span)))
         {
             Decode(span, spanOffset, destination, fullSpan: false);
             return;
@@ -205,6 +205,10 @@ public sealed class GzipIndexedSource : BlockSource
             VerifyMember(s, trailer);
         }
     }
+
+    /// <summary>Whether a span is worth inflating whole for the cache: not when it could never fit (or crowd out everything else).</summary>
+    private bool Cacheable(long spanLength) =>
+        _cache is not null && spanLength <= _options.MaxMaterializedSpan && spanLength <= _options.CacheBytes / 4;
 
     /// <summary>A whole span's bytes from the cache, or freshly inflated, checked and cached.</summary>
     private byte[] GetSpan(int span, ConcurrentBag<(int, Trailer)> memberEnds)
@@ -395,12 +399,7 @@ public sealed class GzipIndexedSource : BlockSource
             input.Advance(last.Consumed);
             if (last.Status == InflateStatus.StreamEnd)
             {
-                if (isLast)
-                {
-                    return true;
-                }
-
-                // A member may end exactly at a span end: the next entry starts the next member.
+                // The member ends here; for a span that is not the last, Decode checks that the next entry starts the next member.
                 return true;
             }
 

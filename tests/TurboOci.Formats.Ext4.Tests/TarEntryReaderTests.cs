@@ -17,11 +17,11 @@ public class TarEntryReaderTests
             var file = new PaxTarEntry(TarEntryType.RegularFile, "dir/" + new string('p', 150), new Dictionary<string, string>
             {
                 ["SCHILY.xattr.user.name"] = "value",
-                ["uid"] = "3000000",
-                ["mtime"] = "1700000000.25",
             })
             {
                 DataStream = new MemoryStream("payload"u8.ToArray()),
+                Uid = 3_000_000, // over 8^7: the writer must use a PAX uid record
+                ModificationTime = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_250),
             };
             writer.WriteEntry(file);
             writer.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "link") { LinkName = new string('t', 130) });
@@ -65,14 +65,13 @@ public class TarEntryReaderTests
     [Fact]
     public void UnsupportedEntryTypesNameTheEntry()
     {
-        var output = new MemoryStream();
-        using (var writer = new TarWriter(output, TarEntryFormat.Gnu, leaveOpen: true))
-        {
-            writer.WriteEntry(new GnuTarEntry(TarEntryType.DirectoryList, "dumpdir"));
-        }
+        using var dir = new TurboOci.Testing.TempDir();
+        File.WriteAllText(Path.Combine(dir.Path, "f"), "x");
+        var tarPath = Path.Combine(dir.Path, "out.tar");
+        TurboOci.Testing.Tool.RunChecked("tar", "--format=gnu", "-V", "a-volume-label", "-cf", tarPath, "-C", dir.Path, "f");
 
-        var error = Assert.Throws<TurboOciFormatException>(() => new TarEntryReader(new MemoryStream(output.ToArray())).Next());
-        Assert.Contains("dumpdir", error.Message);
+        var error = Assert.Throws<TurboOciFormatException>(() => new TarEntryReader(new MemoryStream(File.ReadAllBytes(tarPath))).Next());
+        Assert.Contains("a-volume-label", error.Message);
         Assert.Equal(156, error.Offset);
     }
 }

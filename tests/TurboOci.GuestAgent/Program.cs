@@ -9,6 +9,7 @@ public static class Program
     private static readonly Dictionary<string, Func<string[], CheckReport, Task>> s_checks = new(StringComparer.Ordinal)
     {
         ["tcmu-backstore"] = (_, report) => { TcmuBackstoreCheck.Run(report); return Task.CompletedTask; },
+        ["nbd-ext4"] = NbdExt4Check.RunAsync,
     };
 
     public static async Task<int> Main(string[] args)

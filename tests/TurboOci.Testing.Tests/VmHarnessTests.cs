@@ -6,9 +6,10 @@ namespace TurboOci.Testing.Tests;
 /// <summary>
 /// Boots the kernel test VM once (tools/vm/run: Debian's bookworm-backports 6.12 kernel under qemu) and
 /// runs in it everything the TCMU, NBD and ublk tests rely on: the modules, the device nodes, configfs,
-/// a TCMU user backstore made and removed by the guest agent (.NET in the guest), and NBD end to end with
-/// real programs (nbdkit's RAM disk served on a Unix socket, the kernel's client attached by nbd-client,
-/// ext4 made, written, remounted, read back and checked by e2fsck). Each fact asserts one part of it.
+/// a TCMU user backstore made and removed by the guest agent (.NET in the guest), and NBD end to end,
+/// first with our own NBD server (TurboOci.Frontends, run by the guest agent) and then with a reference
+/// server (nbdkit's RAM disk): the kernel's client attached by nbd-client, ext4 made, written, remounted,
+/// read back and checked by e2fsck. Each fact asserts one part of the same boot.
 /// </summary>
 public sealed class VmHarnessTests(VmHarnessTests.GuestBoot boot) : IClassFixture<VmHarnessTests.GuestBoot>
 {
@@ -54,10 +55,24 @@ public sealed class VmHarnessTests(VmHarnessTests.GuestBoot boot) : IClassFixtur
     [Fact]
     public void The_guest_agent_creates_enables_and_removes_a_tcmu_user_backstore()
     {
-        var agent = new GuestAgentResult(boot.Run with { ExitCode = int.Parse(boot.Value("agent-exit"), System.Globalization.CultureInfo.InvariantCulture) });
-        Assert.True(agent.AllPassed, boot.Run.ToString());
+        var agent = boot.Agent("tcmu-backstore", "agent-tcmu-exit");
+        Assert.True(agent.AllPassed, agent.ToString());
         Assert.Equal(
             new[] { "configfs-target-core", "tcmu-enable", "tcmu-uio-appears", "tcmu-uio-open", "tcmu-uio-map", "tcmu-info", "tcmu-teardown" },
+            agent.Passed);
+    }
+
+    [Fact]
+    public void Our_nbd_server_in_the_guest_serves_the_kernel_client_an_ext4_file_system_that_e2fsck_finds_clean()
+    {
+        var agent = boot.Agent("nbd-ext4", "agent-nbd-exit");
+        Assert.True(agent.AllPassed, agent.ToString());
+        Assert.Equal(
+            new[]
+            {
+                "nbd-attach", "nbd-size", "nbd-mkfs", "nbd-mount-rw", "nbd-umount-rw", "nbd-mount-ro", "nbd-payload",
+                "nbd-umount-ro", "nbd-e2fsck", "nbd-detach", "nbd-source-has-ext4", "nbd-no-protocol-errors",
+            },
             agent.Passed);
     }
 
@@ -86,9 +101,16 @@ public sealed class VmHarnessTests(VmHarnessTests.GuestBoot boot) : IClassFixtur
             echo "time-checks=$(cut -d' ' -f1 /proc/uptime)"
             echo "dotnet-version=$(dotnet --version 2>&1)"
             echo "time-dotnet-version=$(cut -d' ' -f1 /proc/uptime)"
+            echo "@@tcmu-backstore"
             dotnet "$agent" tcmu-backstore
-            echo "agent-exit=$?"
+            echo "agent-tcmu-exit=$?"
+            echo "@@end"
             echo "time-agent=$(cut -d' ' -f1 /proc/uptime)"
+            echo "@@nbd-ext4"
+            dotnet "$agent" nbd-ext4 /dev/nbd1 "$payload"
+            echo "agent-nbd-exit=$?"
+            echo "@@end"
+            echo "time-agent-nbd=$(cut -d' ' -f1 /proc/uptime)"
 
             # NBD end to end: nbdkit's RAM disk on a Unix socket, the kernel's client, ext4.
             set -e
@@ -137,6 +159,18 @@ public sealed class VmHarnessTests(VmHarnessTests.GuestBoot boot) : IClassFixtur
             var line = Run.Stdout.Split('\n').FirstOrDefault(l => l.StartsWith(key + "=", StringComparison.Ordinal));
             Assert.True(line is not null, $"the guest printed no {key}= line\n{Run}");
             return line![(key.Length + 1)..].Trim();
+        }
+
+        /// <summary>
+        /// One guest agent run of the script: the lines between <c>@@SECTION</c> and <c>@@end</c>, with the
+        /// exit code the script recorded under <paramref name="exitKey"/>.
+        /// </summary>
+        public GuestAgentResult Agent(string sectionName, string exitKey)
+        {
+            var lines = Run.Stdout.Split('\n');
+            var section = lines.SkipWhile(l => l != "@@" + sectionName).Skip(1).TakeWhile(l => l != "@@end");
+            var exitCode = int.Parse(Value(exitKey), System.Globalization.CultureInfo.InvariantCulture);
+            return new GuestAgentResult(Run with { ExitCode = exitCode, Stdout = string.Join('\n', section) });
         }
 
         public void Dispose() => _temp.Dispose();

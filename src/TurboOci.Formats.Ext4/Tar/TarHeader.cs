@@ -97,13 +97,21 @@ public readonly record struct TarHeader(
         var span = block.Slice(at, length);
         if ((span[0] & 0x80) != 0)
         {
-            // Base-256: big-endian two's complement with the marker bit; only non-negative values of up to 63 bits.
-            if (span[0] != 0x80 || span[1..^8].ContainsAnyExcept((byte)0) || (span[^8] & 0x80) != 0)
+            // GNU base-256: marker byte 0x80, then a big-endian value; only non-negative values of up to 63 bits.
+            var digits = span[1..];
+            var excess = Math.Max(0, digits.Length - 8);
+            if (span[0] != 0x80 || digits[..excess].ContainsAnyExcept((byte)0) || (digits.Length >= 8 && (digits[excess] & 0x80) != 0))
             {
                 TurboOciFormatException.Throw(FormatName, "header." + field, offset + at, "base-256 value out of range");
             }
 
-            return BinaryPrimitives.ReadInt64BigEndian(span[^8..]);
+            long number = 0;
+            foreach (var b in digits[excess..])
+            {
+                number = (number << 8) | b;
+            }
+
+            return number;
         }
 
         var trimmed = span.Trim((byte)' ').TrimEnd((byte)0).Trim((byte)' ');

@@ -102,7 +102,4 @@ internal static unsafe partial class ZlibNative
             _ => $"zlib error {code}",
         };
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Clamp(int length) => (uint)length;
 }

@@ -48,6 +48,16 @@ public sealed class KernelAbiTests
         ("fuse_direntplus", typeof(FuseDirentPlus), ["entry_out", "dirent"]),
         ("loop_info64", typeof(LoopInfo64), ["lo_device", "lo_inode", "lo_rdevice", "lo_offset", "lo_sizelimit", "lo_number", "lo_encrypt_type", "lo_encrypt_key_size", "lo_flags", "lo_file_name", "lo_crypt_name", "lo_encrypt_key", "lo_init"]),
         ("loop_config", typeof(LoopConfig), ["fd", "block_size", "info", "__reserved"]),
+        ("tcmu_mailbox", typeof(TcmuMailbox), ["version", "flags", "cmdr_off", "cmdr_size", "cmd_head", "cmd_tail"]),
+        ("tcmu_cmd_entry_hdr", typeof(TcmuCommandEntryHeader), ["len_op", "cmd_id", "kflags", "uflags"]),
+        ("tcmu_cmd_entry", typeof(TcmuCommandEntry), ["hdr", "req.iov_cnt", "req.iov_bidi_cnt", "req.iov_dif_cnt", "req.cdb_off", "req.__pad1", "req.__pad2", "rsp.scsi_status", "rsp.__pad1", "rsp.__pad2", "rsp.read_len", "rsp.sense_buffer"]),
+        ("ublksrv_ctrl_cmd", typeof(UblkControlCommand), ["dev_id", "queue_id", "len", "addr", "data"]),
+        ("ublksrv_ctrl_dev_info", typeof(UblkDeviceInfo), ["nr_hw_queues", "queue_depth", "state", "pad0", "max_io_buf_bytes", "dev_id", "ublksrv_pid", "pad1", "flags", "ublksrv_flags", "reserved0", "reserved1", "reserved2"]),
+        ("ublksrv_io_desc", typeof(UblkIoDescriptor), ["op_flags", "nr_sectors", "start_sector", "addr"]),
+        ("ublksrv_io_cmd", typeof(UblkIoCommand), ["q_id", "tag", "result", "addr"]),
+        ("ublk_param_basic", typeof(UblkBasicParameters), ["attrs", "logical_bs_shift", "physical_bs_shift", "io_opt_shift", "io_min_shift", "max_sectors", "chunk_sectors", "dev_sectors", "virt_boundary_mask"]),
+        ("ublk_param_discard", typeof(UblkDiscardParameters), ["discard_alignment", "discard_granularity", "max_discard_sectors", "max_write_zeroes_sectors", "max_discard_segments", "reserved0"]),
+        ("ublk_params", typeof(UblkParameters), ["len", "types", "basic", "discard"]),
     ];
 
     /// <summary>C macro or enumerator, and our value for it.</summary>
@@ -123,6 +133,49 @@ public sealed class KernelAbiTests
         ("MS_NOSUID", (long)MountFlags.NoSetUid),
         ("MS_NODEV", (long)MountFlags.NoDevices),
         ("MNT_DETACH", (long)UnmountFlags.Detach),
+        ("TCMU_MAILBOX_VERSION", TcmuConstants.MailboxVersion),
+        ("ALIGN_SIZE", TcmuConstants.AlignSize),
+        ("TCMU_MAILBOX_FLAG_CAP_OOOC", TcmuConstants.MailboxFlagOutOfOrderCompletion),
+        ("TCMU_MAILBOX_FLAG_CAP_READ_LEN", TcmuConstants.MailboxFlagReadLength),
+        ("TCMU_MAILBOX_FLAG_CAP_TMR", TcmuConstants.MailboxFlagTaskManagement),
+        ("TCMU_MAILBOX_FLAG_CAP_KEEP_BUF", TcmuConstants.MailboxFlagKeepBuffer),
+        ("TCMU_OP_MASK", TcmuConstants.OpMask),
+        ("TCMU_OP_PAD", TcmuConstants.OpPad),
+        ("TCMU_OP_CMD", TcmuConstants.OpCommand),
+        ("TCMU_OP_TMR", TcmuConstants.OpTaskManagement),
+        ("TCMU_UFLAG_UNKNOWN_OP", TcmuConstants.UserFlagUnknownOp),
+        ("TCMU_UFLAG_READ_LEN", TcmuConstants.UserFlagReadLength),
+        ("TCMU_UFLAG_KEEP_BUF", TcmuConstants.UserFlagKeepBuffer),
+        ("TCMU_SENSE_BUFFERSIZE", TcmuConstants.SenseBufferSize),
+        ("offsetof(struct tcmu_cmd_entry, req.iov)", TcmuCommandEntry.RequestIovecOffset),
+        ("UBLK_CMD_GET_QUEUE_AFFINITY", UblkConstants.CommandGetQueueAffinity),
+        ("UBLK_CMD_GET_DEV_INFO", UblkConstants.CommandGetDeviceInfo),
+        ("UBLK_CMD_ADD_DEV", UblkConstants.CommandAddDevice),
+        ("UBLK_CMD_DEL_DEV", UblkConstants.CommandDeleteDevice),
+        ("UBLK_CMD_START_DEV", UblkConstants.CommandStartDevice),
+        ("UBLK_CMD_STOP_DEV", UblkConstants.CommandStopDevice),
+        ("UBLK_CMD_SET_PARAMS", UblkConstants.CommandSetParameters),
+        ("UBLK_CMD_GET_PARAMS", UblkConstants.CommandGetParameters),
+        ("UBLK_CMD_START_USER_RECOVERY", UblkConstants.CommandStartUserRecovery),
+        ("UBLK_CMD_END_USER_RECOVERY", UblkConstants.CommandEndUserRecovery),
+        ("UBLK_IO_FETCH_REQ", UblkConstants.IoFetchRequest),
+        ("UBLK_IO_COMMIT_AND_FETCH_REQ", UblkConstants.IoCommitAndFetchRequest),
+        ("UBLK_IO_NEED_GET_DATA", UblkConstants.IoNeedGetData),
+        ("UBLK_IO_OP_READ", UblkConstants.IoOpRead),
+        ("UBLK_IO_OP_WRITE", UblkConstants.IoOpWrite),
+        ("UBLK_IO_OP_FLUSH", UblkConstants.IoOpFlush),
+        ("UBLK_IO_OP_DISCARD", UblkConstants.IoOpDiscard),
+        ("UBLK_IO_OP_WRITE_SAME", UblkConstants.IoOpWriteSame),
+        ("UBLK_IO_OP_WRITE_ZEROES", UblkConstants.IoOpWriteZeroes),
+        ("UBLK_IO_F_FUA", UblkConstants.IoFlagFua),
+        ("UBLK_IO_F_NOUNMAP", UblkConstants.IoFlagNoUnmap),
+        ("UBLK_PARAM_TYPE_BASIC", UblkConstants.ParameterTypeBasic),
+        ("UBLK_PARAM_TYPE_DISCARD", UblkConstants.ParameterTypeDiscard),
+        ("UBLK_ATTR_READ_ONLY", UblkConstants.AttributeReadOnly),
+        ("UBLK_ATTR_ROTATIONAL", UblkConstants.AttributeRotational),
+        ("UBLK_ATTR_VOLATILE_CACHE", UblkConstants.AttributeVolatileCache),
+        ("UBLK_ATTR_FUA", UblkConstants.AttributeFua),
+        ("UBLK_MAX_QUEUE_DEPTH", UblkConstants.MaxQueueDepth),
     ];
 
     private static readonly Lazy<IReadOnlyDictionary<string, long>> s_kernel = new(CompileAndRun);
@@ -197,6 +250,8 @@ public sealed class KernelAbiTests
             #include <linux/nbd.h>
             #include <linux/loop.h>
             #include <linux/falloc.h>
+            #include <linux/target_core_user.h>
+            #include <linux/ublk_cmd.h>
             #define P(name, value) printf("%s=%lld\n", name, (long long)(value))
             int main(void) {
             """);
