@@ -35,63 +35,66 @@ public sealed class SegmentIndex
     public int Count => _entries.Length;
 
     /// <summary>Sectors holding stored data (non-zeroed entries).</summary>
-    public ulong DataSectors
-    {
-        get
-        {
-            ulong total = 0;
-            foreach (var entry in _entries)
-            {
-                total += entry.Zeroed ? 0 : entry.Length;
-            }
+    public ulong DataSectors => CountDataSectors(_entries);
 
-            return total;
+    /// <summary>Sectors of stored data that <paramref name="entries"/> reference (zeroed entries store none).</summary>
+    public static ulong CountDataSectors(ReadOnlySpan<SegmentMapping> entries)
+    {
+        ulong total = 0;
+        foreach (var entry in entries)
+        {
+            total += entry.Zeroed ? 0 : entry.Length;
         }
+
+        return total;
     }
 
     /// <summary>Index of the first entry whose end lies after <paramref name="sector"/>, or Count.</summary>
-    public int FindFirst(ulong sector)
-    {
-        // Branch-free upper bound over the ends: the loop runs log2(n) times whatever the data, and the
-        // conditional move leaves the CPU nothing to mispredict.
-        var count = _ends.Length;
-        if (count == 0)
-        {
-            return 0;
-        }
-
-        ref var ends = ref MemoryMarshal.GetArrayDataReference(_ends);
-        var low = 0;
-        while (count > 1)
-        {
-            var half = count >> 1;
-            low = Unsafe.Add(ref ends, low + half - 1) <= sector ? low + half : low;
-            count -= half;
-        }
-
-        return low + (Unsafe.Add(ref ends, low) <= sector ? 1 : 0);
-    }
+    public int FindFirst(ulong sector) =>
+        UpperBound<ulong, PlainEnd>(ref MemoryMarshal.GetArrayDataReference(_ends), _ends.Length, sector);
 
     /// <summary>Index of the first entry of <paramref name="sorted"/> whose end lies after <paramref name="sector"/>.</summary>
-    public static int FindFirst(ReadOnlySpan<SegmentMapping> sorted, ulong sector)
+    public static int FindFirst(ReadOnlySpan<SegmentMapping> sorted, ulong sector) =>
+        UpperBound<SegmentMapping, MappingEnd>(ref MemoryMarshal.GetReference(sorted), sorted.Length, sector);
+
+    /// <summary>
+    /// First position whose end is greater than <paramref name="sector"/> (entries do not overlap, so ends are sorted).
+    /// Branch-free: the loop runs log2(n) times whatever the data and the conditional move leaves nothing to mispredict.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int UpperBound<T, TEnd>(ref T first, int count, ulong sector)
+        where TEnd : struct, IEndOf<T>
     {
-        // Entries do not overlap, so their ends are sorted too. Same branch-free search as above.
-        var count = sorted.Length;
         if (count == 0)
         {
             return 0;
         }
 
-        ref var first = ref MemoryMarshal.GetReference(sorted);
         var low = 0;
         while (count > 1)
         {
             var half = count >> 1;
-            low = Unsafe.Add(ref first, low + half - 1).End <= sector ? low + half : low;
+            low = TEnd.Of(Unsafe.Add(ref first, low + half - 1)) <= sector ? low + half : low;
             count -= half;
         }
 
-        return low + (Unsafe.Add(ref first, low).End <= sector ? 1 : 0);
+        return low + (TEnd.Of(Unsafe.Add(ref first, low)) <= sector ? 1 : 0);
+    }
+
+    /// <summary>How the search reads an element's end; a struct type argument so the call is inlined.</summary>
+    private interface IEndOf<T>
+    {
+        static abstract ulong Of(in T item);
+    }
+
+    private readonly struct PlainEnd : IEndOf<ulong>
+    {
+        public static ulong Of(in ulong item) => item;
+    }
+
+    private readonly struct MappingEnd : IEndOf<SegmentMapping>
+    {
+        public static ulong Of(in SegmentMapping item) => item.End;
     }
 
     /// <summary>

@@ -17,19 +17,7 @@ public sealed class WritableIndex
     public ReadOnlySpan<SegmentMapping> Entries => CollectionsMarshal.AsSpan(_entries);
 
     /// <summary>Sectors of stored data the live entries reference.</summary>
-    public ulong DataSectors
-    {
-        get
-        {
-            ulong total = 0;
-            foreach (var entry in Entries)
-            {
-                total += entry.Zeroed ? 0 : entry.Length;
-            }
-
-            return total;
-        }
-    }
+    public ulong DataSectors => SegmentIndex.CountDataSectors(Entries);
 
     /// <summary>Inserts <paramref name="mapping"/>, trimming or removing the parts of older entries it covers.</summary>
     public void Insert(SegmentMapping mapping)

@@ -25,13 +25,15 @@ public sealed class ZFileCommandTests : IDisposable
         Assert.Equal(File.ReadAllBytes(Reference("zfile", reference)), File.ReadAllBytes(output));
     }
 
-    [Fact]
-    public void CompressWithOverwrittenHeaderWritesOverlaybdCommitZBytes()
+    [Theory]
+    [InlineData("l1.commit.zstd", "--algorithm", "zstd", "--block-size", "4096", "--overwrite-header")]
+    [InlineData("l1.commit.lz4.tar", "--tar", "--overwrite-header")] // overlaybd-commit -z -t
+    public void CompressWithOverwrittenHeaderWritesOverlaybdCommitZBytes(string reference, params string[] options)
     {
-        var output = Temp("l1.commit.zstd");
-        var (code, _, stderr) = CliRunner.Run("zfile", "compress", Reference("lsmt", "l1.commit"), output, "--algorithm", "zstd", "--block-size", "4096", "--overwrite-header");
+        var output = Temp(reference);
+        var (code, _, stderr) = CliRunner.Run(["zfile", "compress", Reference("lsmt", "l1.commit"), output, .. options]);
         Assert.True(code == 0, stderr);
-        Assert.Equal(File.ReadAllBytes(Reference("lsmt", "l1.commit.zstd")), File.ReadAllBytes(output));
+        Assert.Equal(File.ReadAllBytes(Reference("lsmt", reference)), File.ReadAllBytes(output));
     }
 
     [Theory]

@@ -27,6 +27,21 @@ public sealed class ZFileWriterTests
         Assert.Equal(expected, ours);
     }
 
+    [Theory]
+    [InlineData("overlaybd-apply", "overlaybd.commit.lz4")] // a real ext4 layer, 8.5 MB
+    [InlineData("turbooci", "ext4.fs.meta")] // a warp layer
+    [InlineData("lsmt", "l2.commit.lz4")]
+    [InlineData("lsmt", "merged.l1l2.lz4")] // overlaybd-merge: header not overwritten
+    public void RecompressingWhatOverlaybdWroteGivesItsBytes(string folder, string name)
+    {
+        var expected = File.ReadAllBytes(Fixtures.Reference(folder, name));
+        using var reference = ZFileReader.Open(new MemoryBlockSource(expected));
+        var options = new ZFileWriterOptions { Algorithm = reference.Algorithm, BlockSize = reference.BlockSize, OverwriteHeader = reference.Header.IsHeaderOverwrite };
+        var ours = Fixtures.Compress(Fixtures.ReadAll(reference), options);
+        AssertSameLayout(expected, ours);
+        Assert.Equal(expected, ours);
+    }
+
     [Fact]
     public void EmptyInputGivesOverlaybdsEmptyZFile()
     {

@@ -14,6 +14,13 @@ internal sealed class NbdConnection
 {
     private const int BlockSizeMinimum = 1;
     private const int BlockSizePreferred = 4096;
+    private const uint BaseAllocationContextId = 1;
+
+    /// <summary>At most this many extents answer one BLOCK_STATUS; the client asks again for the rest.</summary>
+    private const int MaxBlockStatusExtents = 1024;
+
+    /// <summary>Extent lengths are 32-bit on the wire: longer runs are cut into pieces of this size.</summary>
+    private const long MaxBlockStatusExtentLength = uint.MaxValue & ~4095u;
 
     private readonly NbdServer _server;
     private readonly Socket _socket;
@@ -26,6 +33,7 @@ internal sealed class NbdConnection
     private NbdExport? _export;
     private bool _noZeroes;
     private bool _structuredReplies;
+    private bool _baseAllocation;
 
     public NbdConnection(NbdServer server, Socket socket)
     {
@@ -198,10 +206,7 @@ internal sealed class NbdConnection
 
             case NbdOptionType.ListMetaContext:
             case NbdOptionType.SetMetaContext:
-                // No metadata contexts are offered: an ACK with no NBD_REP_META_CONTEXT before it.
-                await SendAsync(_structuredReplies
-                    ? NbdWire.OptionReply(type, NbdOptionReplyType.Ack)
-                    : NbdWire.OptionError(type, NbdOptionReplyType.ErrorInvalid, "negotiate structured replies first"), cancellation).ConfigureAwait(false);
+                await HandleMetaContextAsync(type, data, cancellation).ConfigureAwait(false);
                 return OptionOutcome.Continue;
 
             case NbdOptionType.StartTls:
@@ -212,6 +217,46 @@ internal sealed class NbdConnection
                 await SendAsync(NbdWire.OptionReply(type, NbdOptionReplyType.ErrorUnsupported), cancellation).ConfigureAwait(false);
                 return OptionOutcome.Continue;
         }
+    }
+
+    /// <summary>
+    /// Offers one context, base:allocation (from the source's extents). LIST with no query, or a
+    /// "base:" query, lists it; SET selects it when asked for by name, and replaces any earlier choice.
+    /// </summary>
+    private async Task HandleMetaContextAsync(NbdOptionType type, byte[] data, CancellationToken cancellation)
+    {
+        if (!_structuredReplies)
+        {
+            await SendAsync(NbdWire.OptionError(type, NbdOptionReplyType.ErrorInvalid, "negotiate structured replies first"), cancellation).ConfigureAwait(false);
+            return;
+        }
+
+        if (!NbdParser.TryParseMetaContextRequest(data, out var name, out var queries))
+        {
+            await SendAsync(NbdWire.OptionError(type, NbdOptionReplyType.ErrorInvalid, "malformed meta context request"), cancellation).ConfigureAwait(false);
+            return;
+        }
+
+        if (!_server.TryFindExport(name, out _))
+        {
+            await SendAsync(NbdWire.OptionError(type, NbdOptionReplyType.ErrorUnknown, "no such export"), cancellation).ConfigureAwait(false);
+            return;
+        }
+
+        var selected = type == NbdOptionType.ListMetaContext
+            ? queries.Length == 0 || queries.Any(q => q is NbdMagic.BaseAllocation or "base:")
+            : queries.Contains(NbdMagic.BaseAllocation, StringComparer.Ordinal);
+        if (type == NbdOptionType.SetMetaContext)
+        {
+            _baseAllocation = selected;
+        }
+
+        if (selected)
+        {
+            await SendAsync(NbdWire.OptionReply(type, NbdOptionReplyType.MetaContext, NbdWire.MetaContext(BaseAllocationContextId, NbdMagic.BaseAllocation)), cancellation).ConfigureAwait(false);
+        }
+
+        await SendAsync(NbdWire.OptionReply(type, NbdOptionReplyType.Ack), cancellation).ConfigureAwait(false);
     }
 
     private async Task<OptionOutcome> HandleInfoAsync(NbdOptionType type, byte[] data, CancellationToken cancellation)
@@ -300,7 +345,16 @@ internal sealed class NbdConnection
                 return; // RunAsync waits for requests in flight, then closes
             }
 
-            await _inFlight.WaitAsync(cancellation).ConfigureAwait(false);
+            try
+            {
+                await _inFlight.WaitAsync(cancellation).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (payload is not null)
+            {
+                ArrayPool<byte>.Shared.Return(payload);
+                throw;
+            }
+
             var served = request;
             var data = payload;
             _ = Task.Run(async () =>
@@ -341,6 +395,9 @@ internal sealed class NbdConnection
                 case NbdCommand.Read:
                     await ReadAsync(source, request, cancellation).ConfigureAwait(false);
                     return;
+                case NbdCommand.BlockStatus:
+                    await BlockStatusAsync(source, request, cancellation).ConfigureAwait(false);
+                    return;
                 case NbdCommand.Write:
                     await source.WriteAtAsync(offset, payload.AsMemory(0, length), cancellation).ConfigureAwait(false);
                     break;
@@ -379,7 +436,7 @@ internal sealed class NbdConnection
     /// <summary>Checks a request against the export before anything touches the source.</summary>
     private NbdError Validate(NbdExport export, NbdRequest request)
     {
-        const NbdCommandFlags known = NbdCommandFlags.Fua | NbdCommandFlags.NoHole | NbdCommandFlags.DontFragment;
+        const NbdCommandFlags known = NbdCommandFlags.Fua | NbdCommandFlags.NoHole | NbdCommandFlags.DontFragment | NbdCommandFlags.RequestOne;
         if ((request.Flags & ~known) != 0)
         {
             return NbdError.Invalid;
@@ -397,8 +454,10 @@ internal sealed class NbdConnection
                 return export.IsReadOnly ? NbdError.Permission : !inside ? NbdError.NoSpace : NbdError.None;
             case NbdCommand.Flush:
                 return NbdError.None;
+            case NbdCommand.BlockStatus:
+                return _baseAllocation && inside && request.Length > 0 ? NbdError.None : NbdError.Invalid;
             default:
-                return NbdError.Invalid; // CACHE and BLOCK_STATUS are not offered; unknown commands
+                return NbdError.Invalid; // CACHE is not offered; unknown commands
         }
     }
 
@@ -438,6 +497,60 @@ internal sealed class NbdConnection
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>
+    /// One NBD_REPLY_TYPE_BLOCK_STATUS chunk for base:allocation: the source's extents over the
+    /// request, clipped to it; zero extents are reported as hole and zero.
+    /// </summary>
+    private async Task BlockStatusAsync(BlockSource source, NbdRequest request, CancellationToken cancellation)
+    {
+        var limit = request.Flags.HasFlag(NbdCommandFlags.RequestOne) ? 1 : MaxBlockStatusExtents;
+        var descriptors = new List<(uint Length, uint Flags)>();
+        var offset = (long)request.Offset;
+        var end = offset + request.Length;
+        foreach (var extent in source.GetExtents(offset, request.Length))
+        {
+            var flags = extent.Kind == ExtentKind.Zero ? NbdMagic.StateHole | NbdMagic.StateZero : 0u;
+            for (var at = Math.Max(extent.Offset, offset); at < Math.Min(extent.End, end) && descriptors.Count < limit;)
+            {
+                var length = Math.Min(Math.Min(extent.End, end) - at, MaxBlockStatusExtentLength);
+                if (descriptors.Count > 0 && descriptors[^1].Flags == flags && descriptors[^1].Length + length <= MaxBlockStatusExtentLength)
+                {
+                    descriptors[^1] = ((uint)(descriptors[^1].Length + length), flags);
+                }
+                else
+                {
+                    descriptors.Add(((uint)length, flags));
+                }
+
+                at += length;
+            }
+
+            if (descriptors.Count >= limit)
+            {
+                break;
+            }
+        }
+
+        if (descriptors.Count == 0)
+        {
+            descriptors.Add((request.Length, 0)); // a source that lists nothing holds data, as far as we know
+        }
+
+        var payloadLength = 4 + (8 * descriptors.Count);
+        var reply = new byte[NbdMagic.StructuredReplyHeaderSize + payloadLength];
+        var position = NbdWire.WriteStructuredHeader(reply, done: true, NbdReplyType.BlockStatus, request.Cookie, payloadLength);
+        BinaryPrimitives.WriteUInt32BigEndian(reply.AsSpan(position), BaseAllocationContextId);
+        position += 4;
+        foreach (var (length, flags) in descriptors)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(reply.AsSpan(position), length);
+            BinaryPrimitives.WriteUInt32BigEndian(reply.AsSpan(position + 4), flags);
+            position += 8;
+        }
+
+        await SendAsync(reply, cancellation).ConfigureAwait(false);
     }
 
     private Task ReplyAsync(NbdRequest request, NbdError error, CancellationToken cancellation)

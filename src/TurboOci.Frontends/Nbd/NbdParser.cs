@@ -179,6 +179,56 @@ public sealed class NbdParser
         return true;
     }
 
+    /// <summary>
+    /// The data of NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT: u32 name length, export
+    /// name, u32 query count, then each query as u32 length and UTF-8 text.
+    /// </summary>
+    public static bool TryParseMetaContextRequest(ReadOnlySpan<byte> data, out string exportName, out string[] queries)
+    {
+        exportName = string.Empty;
+        queries = [];
+        if (data.Length < 8)
+        {
+            return false;
+        }
+
+        var nameLength = BinaryPrimitives.ReadUInt32BigEndian(data);
+        if (nameLength > (uint)data.Length - 8 || !TryDecodeName(data.Slice(4, (int)nameLength), out exportName))
+        {
+            return false;
+        }
+
+        var rest = data[(4 + (int)nameLength)..];
+        var count = BinaryPrimitives.ReadUInt32BigEndian(rest);
+        rest = rest[4..];
+
+        // Each query takes at least its 4-byte length: a count the data cannot hold is refused before allocating.
+        if (count > (uint)rest.Length / 4)
+        {
+            return false;
+        }
+
+        var parsed = new string[count];
+        for (var i = 0; i < count; i++)
+        {
+            if (rest.Length < 4)
+            {
+                return false;
+            }
+
+            var length = BinaryPrimitives.ReadUInt32BigEndian(rest);
+            if (length > (uint)rest.Length - 4 || !TryDecodeName(rest.Slice(4, (int)length), out parsed[i]))
+            {
+                return false;
+            }
+
+            rest = rest[(4 + (int)length)..];
+        }
+
+        queries = parsed;
+        return rest.IsEmpty;
+    }
+
     /// <summary>Export names are UTF-8 (the protocol says so), and at most 4096 bytes.</summary>
     public static bool TryDecodeName(ReadOnlySpan<byte> bytes, out string name)
     {

@@ -25,6 +25,13 @@ public static class NbdMagic
     public const int SimpleReplySize = 16;
     public const int StructuredReplyHeaderSize = 20;
 
+    /// <summary>The one metadata context offered: which ranges hold data and which read as zeros.</summary>
+    public const string BaseAllocation = "base:allocation";
+
+    /// <summary>base:allocation status bits (NBD_STATE_HOLE, NBD_STATE_ZERO).</summary>
+    public const uint StateHole = 1;
+    public const uint StateZero = 2;
+
     // Offsets inside struct nbd_request and struct nbd_reply (linux/nbd.h, packed).
     public const int RequestMagicOffset = 0;
     public const int RequestFlagsOffset = 4;

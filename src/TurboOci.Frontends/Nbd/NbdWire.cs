@@ -90,6 +90,16 @@ public static class NbdWire
         return data;
     }
 
+    /// <summary>NBD_REP_META_CONTEXT data: u32 context id, then the context name.</summary>
+    public static byte[] MetaContext(uint id, string name)
+    {
+        var nameBytes = Encoding.UTF8.GetBytes(name);
+        var data = new byte[4 + nameBytes.Length];
+        BinaryPrimitives.WriteUInt32BigEndian(data, id);
+        nameBytes.CopyTo(data, 4);
+        return data;
+    }
+
     /// <summary>A simple reply (struct nbd_reply): magic, error, cookie; read data follows on success.</summary>
     public static int WriteSimpleReply(Span<byte> destination, NbdError error, ulong cookie)
     {

@@ -60,23 +60,24 @@ public struct TcmuCommandEntryHeader
 }
 
 /// <summary>
-/// struct tcmu_cmd_entry (packed): the header, then either the request the kernel wrote (iovec
-/// counts, the CDB's offset; the iovecs follow at byte 44) or the response the handler writes back
-/// over it (SCSI status, read length, sense).
+/// struct tcmu_cmd_entry: the header, then either the request the kernel wrote (iovec counts, the
+/// CDB's offset; the iovecs follow at byte 48) or the response the handler writes back over it
+/// (SCSI status, read length, sense). The outer struct is packed but its anonymous request struct
+/// is not, so cdb_off is 8-aligned at byte 24 (the ABI test caught exactly this).
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 112)]
 public unsafe struct TcmuCommandEntry
 {
     /// <summary>Where struct iovec iov[] of the request begins.</summary>
-    public const int RequestIovecOffset = 44;
+    public const int RequestIovecOffset = 48;
 
     [FieldOffset(0)] public TcmuCommandEntryHeader Header;
     [FieldOffset(8)] public uint RequestIovCount;
     [FieldOffset(12)] public uint RequestIovBidiCount;
     [FieldOffset(16)] public uint RequestIovDifCount;
-    [FieldOffset(20)] public ulong RequestCdbOffset;
-    [FieldOffset(28)] public ulong RequestPad1;
-    [FieldOffset(36)] public ulong RequestPad2;
+    [FieldOffset(24)] public ulong RequestCdbOffset;
+    [FieldOffset(32)] public ulong RequestPad1;
+    [FieldOffset(40)] public ulong RequestPad2;
     [FieldOffset(8)] public byte ResponseScsiStatus;
     [FieldOffset(9)] public byte ResponsePad1;
     [FieldOffset(10)] public ushort ResponsePad2;

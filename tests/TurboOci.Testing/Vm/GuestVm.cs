@@ -80,16 +80,20 @@ public static class GuestVm
         return new GuestRunResult(result.ExitCode, result.Stdout, result.Stderr, console, clock.Elapsed);
     }
 
+    /// <summary>The line the script prints before the agent's output starts (see <see cref="RunAgent"/>).</summary>
+    public const string AgentOutputMarker = "@@agent";
+
     /// <summary>
     /// Boots the guest and runs the guest agent (tests/TurboOci.GuestAgent, built beside the calling test
     /// assembly) with <paramref name="args"/>, after <paramref name="prelude"/> (bash, e.g. starting a
-    /// server the agent talks to). The agent prints one PASS or FAIL line per check.
+    /// server the agent talks to). The agent prints one PASS or FAIL line per check; the result holds the
+    /// lines printed after the prelude and the agent's exit code.
     /// </summary>
     public static GuestAgentResult RunAgent(IEnumerable<string> args, string prelude = "", TimeSpan? timeout = null)
     {
-        var command = string.Join(' ', new[] { "dotnet", GuestAgentPath }.Concat(args).Select(ShellQuote));
-        var run = Run($"set -u\n{prelude}\n{command}\n", timeout);
-        return new GuestAgentResult(run);
+        var command = string.Join(' ', new[] { "exec", "dotnet", GuestAgentPath }.Concat(args).Select(ShellQuote));
+        var run = Run($"{prelude}\necho {AgentOutputMarker}\n{command}\n", timeout);
+        return GuestAgentResult.FromSection(run, AgentOutputMarker, run.ExitCode);
     }
 
     /// <summary>
@@ -114,6 +118,20 @@ public static class GuestVm
 /// <summary>The guest agent's run: the boot's result plus its PASS/FAIL lines.</summary>
 public sealed class GuestAgentResult(GuestRunResult run)
 {
+    /// <summary>The line that ends a section started by a marker line (the end of stdout ends it too).</summary>
+    public const string SectionEnd = "@@end";
+
+    /// <summary>
+    /// The agent run whose output is the lines of <paramref name="run"/>'s stdout between the line
+    /// <paramref name="marker"/> and the next <see cref="SectionEnd"/> line, and whose exit code is
+    /// <paramref name="exitCode"/> (one boot can run the agent several times, each in its own section).
+    /// </summary>
+    public static GuestAgentResult FromSection(GuestRunResult run, string marker, int exitCode)
+    {
+        var section = run.Stdout.Split('\n').SkipWhile(line => line != marker).Skip(1).TakeWhile(line => line != SectionEnd);
+        return new GuestAgentResult(run with { ExitCode = exitCode, Stdout = string.Join('\n', section) });
+    }
+
     /// <summary>The whole boot.</summary>
     public GuestRunResult Run { get; } = run;
 

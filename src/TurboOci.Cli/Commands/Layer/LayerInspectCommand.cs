@@ -18,6 +18,9 @@ public sealed class LayerInspectCommand : ICommand
     [Option("json", HelpText = "Print one JSON object instead of text (snake_case keys, sizes in bytes, index offsets in bytes).")]
     public bool Json { get; set; }
 
+    [Option("warp", HelpText = "The file is a TurboOCI warp layer (e.g. ext4.fs.meta): keep its tags (1 = data in the original tar) and skip the mapped-range check.")]
+    public bool Warp { get; set; }
+
     [Option("entries", HelpText = "Also list every index entry (offset, length, moffset in bytes; zeroed; tag).")]
     public bool Entries { get; set; }
 
@@ -62,7 +65,9 @@ public sealed class LayerInspectCommand : ICommand
             }
         }
 
-        using var layer = LayerBlob.Open(FileBlockSource.OpenRead(File), out var shape, ownsBlob: true);
+        // A warp file's tag-1 entries point into the original tar; inspecting reads only the index, so no target is needed.
+        using var noTarget = new ZeroBlockSource(0);
+        using var layer = LayerBlob.Open(FileBlockSource.OpenRead(File), out var shape, Warp ? noTarget : null, ownsBlob: true);
         var real = layer.Index.Entries.ToArray();
         return new InspectReport("committed", new FileInfo(File).Length, shape.ToString(), View(layer.Header), View(layer.Trailer),
             Summary(real, (long)layer.Trailer.IndexSize, padding: (long)layer.Trailer.IndexSize - real.Length), Entries ? real.Select(View).ToList() : null);

@@ -1,0 +1,94 @@
+using System.Formats.Tar;
+using System.IO.Compression;
+using TurboOci.Formats.Ext4.Oci;
+using TurboOci.Formats.Ext4.OnDisk;
+using TurboOci.Formats.Lsmt;
+using TurboOci.Storage;
+using TurboOci.Testing;
+
+namespace TurboOci.Formats.Ext4.Tests;
+
+/// <summary>
+/// The real pipeline on overlaybd's own stock base layer (ext4_64, a ZFile-compressed LSMT): a TurboOCI warp
+/// layer over it receives every metadata write of the engine and tag-1 mappings into the uncompressed tar for
+/// file data. The exported disk must pass e2fsck and mount as exactly what GNU tar extracts from the same layer.
+/// </summary>
+public class OverlaybdBaseLayerTests
+{
+    private sealed class WarpMapper(WritableLayer warp) : IFileDataMapper
+    {
+        public void Map(long deviceOffset, long length, long tarOffset) => warp.AddRemoteMapping(deviceOffset, length, tarOffset);
+    }
+
+    [Fact]
+    public void IndexingTheReferenceLayerOnTheStockBaseMountsAsGnuTarExtractsIt()
+    {
+        using var work = new TempDir();
+        var basePath = work.File("ext4_64");
+        using (var gz = new GZipStream(File.OpenRead(RepoPaths.Fixture("overlaybd-reference", "base", "ext4_64.tar.gz")), CompressionMode.Decompress))
+        using (var reader = new TarReader(gz))
+        {
+            reader.GetNextEntry()!.ExtractToFile(basePath, overwrite: true);
+        }
+
+        var layerTar = new MemoryStream();
+        using (var gz = new GZipStream(File.OpenRead(RepoPaths.Fixture("overlaybd-reference", "inputs", "layer.tar.gz")), CompressionMode.Decompress))
+        {
+            gz.CopyTo(layerTar);
+        }
+
+        var tar = layerTar.ToArray();
+        var exported = work.File("disk.img");
+        using (var baseLayer = LayerBlob.OpenFile(basePath))
+        {
+            using (var fs = Ext4FileSystem.Open(baseLayer))
+            {
+                // Exactly the features Appendix A of the formats reference lists for the base layer.
+                Assert.Equal(CompatFeatures.HasJournal | CompatFeatures.ExtAttr | CompatFeatures.ResizeInode | CompatFeatures.DirIndex,
+                    fs.Superblock.CompatFeatures & (CompatFeatures)0xFFF);
+                Assert.True(fs.Superblock.HasRoCompat(RoCompatFeatures.GdtCsum) && !fs.Superblock.HasMetadataChecksums);
+                Assert.Equal(["lost+found"], fs.ListDirectory(Ext4Constants.RootInode).Select(e => e.Name));
+            }
+
+            using var warp = WritableLayer.CreateWarp(work.File("fs.meta"), work.File("fs.index"), 0, new MemoryBlockSource(tar), lower: baseLayer);
+            using (var fs = Ext4FileSystem.Open(warp, writable: true))
+            {
+                new OciLayerApplier(fs, LayerDataMode.Mapped, new WarpMapper(warp)).Apply(new MemoryStream(tar));
+            }
+
+            Assert.Contains(warp.GetEntries(), e => e.Tag == 1);
+            Export(warp, baseLayer, exported);
+        }
+
+        Ext4Tools.AssertClean(exported);
+        using var extracted = new TempDir();
+        File.WriteAllBytes(work.File("layer.tar"), tar);
+        Tool.RunChecked("tar", "-xf", work.File("layer.tar"), "-C", extracted.Path, "--numeric-owner", "-p", "--xattrs", "--xattrs-include=*");
+        var expected = FileTree.FromDirectory(extracted.Path);
+        Assert.NotEmpty(expected.Entries);
+        using var mount = Ext4Mount.Mount(exported);
+        FileTree.AssertSame(expected, FileTree.FromDirectory(mount.MountPoint, "lost+found"));
+    }
+
+    /// <summary>Flattens the merged view into a sparse raw file, copying only ranges some layer holds data for.</summary>
+    private static void Export(WritableLayer top, BlockSource baseLayer, string path)
+    {
+        using var output = FileBlockSource.OpenReadWrite(path, top.Size);
+        var ranges = baseLayer.GetExtents(0, baseLayer.Size).Concat(top.GetExtents(0, top.Size))
+            .Where(e => e.Kind == ExtentKind.Data).OrderBy(e => e.Offset).ToList();
+        var buffer = new byte[1 << 20];
+        long done = 0;
+        foreach (var range in ranges)
+        {
+            for (var at = Math.Max(range.Offset, done); at < range.End;)
+            {
+                var n = (int)Math.Min(buffer.Length, range.End - at);
+                top.ReadExactlyAt(at, buffer.AsSpan(0, n));
+                output.WriteAt(at, buffer.AsSpan(0, n));
+                at += n;
+            }
+
+            done = Math.Max(done, range.End);
+        }
+    }
+}
