@@ -26,6 +26,11 @@ public sealed class MemoryBlockSource : BlockSource
     public override int ReadAt(long offset, Span<byte> destination)
     {
         var length = ClampLength(offset, destination.Length);
+        if (length == 0)
+        {
+            return 0; // at or past the end: the contract says 0, and offset may not fit a slice
+        }
+
         _buffer.Span.Slice((int)offset, length).CopyTo(destination);
         return length;
     }

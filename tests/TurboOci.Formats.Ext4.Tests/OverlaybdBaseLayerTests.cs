@@ -11,7 +11,9 @@ namespace TurboOci.Formats.Ext4.Tests;
 /// <summary>
 /// The real pipeline on overlaybd's own stock base layer (ext4_64, a ZFile-compressed LSMT): a TurboOCI warp
 /// layer over it receives every metadata write of the engine and tag-1 mappings into the uncompressed tar for
-/// file data. The exported disk must pass e2fsck and mount as exactly what GNU tar extracts from the same layer.
+/// file data (or, in copied mode, a plain writable layer receives the data too). The exported disk must pass
+/// e2fsck and mount as exactly what GNU tar extracts from the same layer, and as overlaybd's own native layer
+/// for that tar (overlaybd-apply's committed layer on the same base) mounts.
 /// </summary>
 public class OverlaybdBaseLayerTests
 {
@@ -20,8 +22,10 @@ public class OverlaybdBaseLayerTests
         public void Map(long deviceOffset, long length, long tarOffset) => warp.AddRemoteMapping(deviceOffset, length, tarOffset);
     }
 
-    [Fact]
-    public void IndexingTheReferenceLayerOnTheStockBaseMountsAsGnuTarExtractsIt()
+    [Theory]
+    [InlineData(LayerDataMode.Mapped)]
+    [InlineData(LayerDataMode.Copied)]
+    public void IndexingTheReferenceLayerOnTheStockBaseMountsAsGnuTarAndOverlaybdSeeIt(LayerDataMode mode)
     {
         using var work = new TempDir();
         var basePath = work.File("ext4_64");
@@ -50,14 +54,23 @@ public class OverlaybdBaseLayerTests
                 Assert.Equal(["lost+found"], fs.ListDirectory(Ext4Constants.RootInode).Select(e => e.Name));
             }
 
-            using var warp = WritableLayer.CreateWarp(work.File("fs.meta"), work.File("fs.index"), 0, new MemoryBlockSource(tar), lower: baseLayer);
-            using (var fs = Ext4FileSystem.Open(warp, writable: true))
+            using var upper = mode == LayerDataMode.Mapped
+                ? WritableLayer.CreateWarp(work.File("fs.meta"), work.File("fs.index"), 0, new MemoryBlockSource(tar), lower: baseLayer)
+                : WritableLayer.Create(work.File("data"), work.File("index"), 0, lower: baseLayer);
+            using (var fs = Ext4FileSystem.Open(upper, writable: true))
             {
-                new OciLayerApplier(fs, LayerDataMode.Mapped, new WarpMapper(warp)).Apply(new MemoryStream(tar));
+                new OciLayerApplier(fs, mode, mode == LayerDataMode.Mapped ? new WarpMapper(upper) : null).Apply(new MemoryStream(tar));
             }
 
-            Assert.Contains(warp.GetEntries(), e => e.Tag == 1);
-            Export(warp, baseLayer, exported);
+            Assert.Equal(mode == LayerDataMode.Mapped, upper.GetEntries().Any(e => e.Tag == 1));
+            Export(upper, [baseLayer, upper], exported);
+        }
+
+        // overlaybd's own native layer for the same tar, on the same base.
+        var reference = work.File("overlaybd.img");
+        using (var stack = LayerBlob.OpenStack([basePath, RepoPaths.Fixture("overlaybd-reference", "overlaybd-apply", "overlaybd.commit.lz4")]))
+        {
+            Export(stack, [stack], reference);
         }
 
         Ext4Tools.AssertClean(exported);
@@ -66,15 +79,20 @@ public class OverlaybdBaseLayerTests
         Tool.RunChecked("tar", "-xf", work.File("layer.tar"), "-C", extracted.Path, "--numeric-owner", "-p", "--xattrs", "--xattrs-include=*");
         var expected = FileTree.FromDirectory(extracted.Path);
         Assert.NotEmpty(expected.Entries);
-        using var mount = Ext4Mount.Mount(exported);
-        FileTree.AssertSame(expected, FileTree.FromDirectory(mount.MountPoint, "lost+found"));
+        using (var mount = Ext4Mount.Mount(exported))
+        {
+            FileTree.AssertSame(expected, FileTree.FromDirectory(mount.MountPoint, "lost+found"));
+        }
+
+        using var overlaybd = Ext4Mount.Mount(reference);
+        FileTree.AssertSame(FileTree.FromDirectory(overlaybd.MountPoint, "lost+found"), expected);
     }
 
     /// <summary>Flattens the merged view into a sparse raw file, copying only ranges some layer holds data for.</summary>
-    private static void Export(WritableLayer top, BlockSource baseLayer, string path)
+    private static void Export(BlockSource top, IEnumerable<BlockSource> layers, string path)
     {
         using var output = FileBlockSource.OpenReadWrite(path, top.Size);
-        var ranges = baseLayer.GetExtents(0, baseLayer.Size).Concat(top.GetExtents(0, top.Size))
+        var ranges = layers.SelectMany(l => l.GetExtents(0, l.Size))
             .Where(e => e.Kind == ExtentKind.Data).OrderBy(e => e.Offset).ToList();
         var buffer = new byte[1 << 20];
         long done = 0;

@@ -60,6 +60,15 @@ public sealed class BlockSourceTests : IDisposable
     }
 
     [Fact]
+    public void MemorySourceReadPastTheEndReturnsZero()
+    {
+        using var source = new MemoryBlockSource(new byte[10]);
+        Assert.Equal(0, source.ReadAt(10, new byte[4]));
+        Assert.Equal(0, source.ReadAt(1_000_000, new byte[4]));
+        Assert.Equal(2, source.ReadAt(8, new byte[4]));
+    }
+
+    [Fact]
     public void SliceReadsAWindowAndClampsAtItsEnd()
     {
         var data = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();

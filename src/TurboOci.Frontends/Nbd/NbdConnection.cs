@@ -556,7 +556,7 @@ internal sealed class NbdConnection
     private Task ReplyAsync(NbdRequest request, NbdError error, CancellationToken cancellation)
     {
         var reply = new byte[NbdMagic.StructuredReplyHeaderSize + 6];
-        var length = _structuredReplies && request.Command == NbdCommand.Read
+        var length = _structuredReplies && request.Command is NbdCommand.Read or NbdCommand.BlockStatus
             ? (error == NbdError.None
                 ? NbdWire.WriteStructuredHeader(reply, done: true, NbdReplyType.None, request.Cookie, 0)
                 : NbdWire.WriteStructuredError(reply, error, request.Cookie))

@@ -117,6 +117,7 @@ public sealed class NbdHostileClientTests
             new byte[] { 0, 0, 0, 3 },
             NbdParserTests.Option(NbdOptionType.List, []),
             NbdParserTests.Option(NbdOptionType.StructuredReply, []),
+            NbdParserTests.Option(NbdOptionType.SetMetaContext, [0, 0, 0, 2, (byte)'r', (byte)'w', 0, 0, 0, 1, 0, 0, 0, 15, .. "base:allocation"u8]),
             NbdParserTests.Option(NbdOptionType.Info, NbdParserTests.InfoData("rw", [3, 1, 2])),
             NbdParserTests.Option(NbdOptionType.Go, NbdParserTests.InfoData("rw", [3])),
             NbdParserTests.Request(NbdCommand.Write, NbdCommandFlags.Fua, 1, 8192, 512).Concat(Enumerable.Repeat((byte)0x5A, 512)).ToArray(),
@@ -124,6 +125,7 @@ public sealed class NbdHostileClientTests
             NbdParserTests.Request(NbdCommand.Trim, NbdCommandFlags.None, 3, 4096, 4096),
             NbdParserTests.Request(NbdCommand.WriteZeroes, NbdCommandFlags.NoHole, 4, 65536, 8192),
             NbdParserTests.Request(NbdCommand.Flush, NbdCommandFlags.None, 5, 0, 0),
+            NbdParserTests.Request(NbdCommand.BlockStatus, NbdCommandFlags.RequestOne, 8, 4096, 65536),
             NbdParserTests.Request(NbdCommand.Read, NbdCommandFlags.DontFragment, 6, ExportSize - 512, 512),
             NbdParserTests.Request(NbdCommand.Disconnect, NbdCommandFlags.None, 7, 0, 0),
         };

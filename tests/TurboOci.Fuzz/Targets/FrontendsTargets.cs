@@ -42,6 +42,10 @@ public sealed class NbdClientTarget : IFuzzTarget
             {
                 NbdParser.TryParseInfoRequest(option.Data.ToArray(), out _, out _);
             }
+            else if (option.Type is NbdOptionType.ListMetaContext or NbdOptionType.SetMetaContext)
+            {
+                NbdParser.TryParseMetaContextRequest(option.Data.ToArray(), out _, out _);
+            }
 
             transmitting = option.Type is NbdOptionType.Go or NbdOptionType.ExportName;
             buffer = buffer.Slice(consumed);

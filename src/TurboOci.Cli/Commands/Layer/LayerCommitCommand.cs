@@ -1,13 +1,12 @@
 using CommandLine;
 using TurboOci.Formats.Lsmt;
-using TurboOci.Formats.ZFile;
 
 namespace TurboOci.Cli.Commands.Layer;
 
 /// <summary><c>turbooci layer commit DATA INDEX OUT</c>: what <c>overlaybd-commit</c> writes, byte for byte.</summary>
 [VerbGroup("layer", LayerCommandSupport.GroupHelp)]
 [Verb("commit", HelpText = "Commit a writable layer into a read-only layer blob: live data only, merged index, optional ZFile and tar envelope (overlaybd-commit).")]
-public sealed class LayerCommitCommand : ICommand
+public sealed class LayerCommitCommand : LayerOutputOptions, ICommand
 {
     [Value(0, MetaName = "DATA", Required = true, HelpText = "The writable layer's data file (with --warp: its fs-meta file).")]
     public string Data { get; set; } = string.Empty;
@@ -17,18 +16,6 @@ public sealed class LayerCommitCommand : ICommand
 
     [Value(2, MetaName = "OUT", Required = true, HelpText = "The committed layer to write; replaced if it exists, removed on failure.")]
     public string Output { get; set; } = string.Empty;
-
-    [Option("compress", HelpText = "Compress into a ZFile with this codec: lz4 or zstd (overlaybd-commit -z [--algorithm]). Default: an uncompressed LSMT file.")]
-    public ZFileAlgorithm? Compress { get; set; }
-
-    [Option("block-size", Default = "4K", HelpText = "ZFile block size with --compress: 4K, 8K, 16K, 32K or 64K.")]
-    public string BlockSize { get; set; } = "4K";
-
-    [Option("tar", HelpText = "Wrap the compressed layer in overlaybd's tar envelope (overlaybd-commit -z -t): the registry blob shape.")]
-    public bool Tar { get; set; }
-
-    [Option("uuid", HelpText = "The committed layer's uuid. Default: the null uuid, as overlaybd-commit.")]
-    public string? Uuid { get; set; }
 
     [Option("parent", HelpText = "The parent uuid to record. Default: the writable layer's parent (none for --warp).")]
     public string? Parent { get; set; }

@@ -1,31 +1,18 @@
 using CommandLine;
 using TurboOci.Formats.Lsmt;
-using TurboOci.Formats.ZFile;
 
 namespace TurboOci.Cli.Commands.Layer;
 
 /// <summary><c>turbooci layer merge OUT LAYER...</c>: several layers into one, as <c>overlaybd-merge</c>.</summary>
 [VerbGroup("layer", LayerCommandSupport.GroupHelp)]
 [Verb("merge", HelpText = "Merge a stack of committed layers (lowest first) into one committed layer (overlaybd-merge).")]
-public sealed class LayerMergeCommand : ICommand
+public sealed class LayerMergeCommand : LayerOutputOptions, ICommand
 {
     [Value(0, MetaName = "OUT", Required = true, HelpText = "The merged layer to write; replaced if it exists, removed on failure.")]
     public string Output { get; set; } = string.Empty;
 
     [Value(1, MetaName = "LAYER", Min = 1, Required = true, HelpText = "Layer blobs (LSMT, ZFile, tar), lowest first, at most 255.")]
     public IEnumerable<string> Layers { get; set; } = [];
-
-    [Option("compress", HelpText = "Compress into a ZFile: lz4 or zstd. overlaybd-merge compresses with lz4 by default; so does --compress lz4 (header not overwritten, as overlaybd-merge). Default: uncompressed.")]
-    public ZFileAlgorithm? Compress { get; set; }
-
-    [Option("block-size", Default = "4K", HelpText = "ZFile block size with --compress: 4K, 8K, 16K, 32K or 64K.")]
-    public string BlockSize { get; set; } = "4K";
-
-    [Option("tar", HelpText = "Wrap the compressed result in overlaybd's tar envelope.")]
-    public bool Tar { get; set; }
-
-    [Option("uuid", HelpText = "The merged layer's uuid. Default: the null uuid.")]
-    public string? Uuid { get; set; }
 
     [Option("parent", HelpText = "The parent uuid to record. Default: the null uuid.")]
     public string? Parent { get; set; }
