@@ -41,6 +41,47 @@ public sealed class ZFileReaderTarget : IFuzzTarget
     }
 }
 
+/// <summary>
+/// The ZFile reader past its checksums: the input's header/trailer digests and jump-table CRC are
+/// recomputed and block CRCs are not checked, so mutated fields and mutated compressed data reach the
+/// field validation and the LZ4/zstd decoders instead of stopping at a digest mismatch.
+/// </summary>
+public sealed class ZFileChecksumsRepairedTarget : IFuzzTarget
+{
+    private const int ProbeLength = 1 << 20;
+
+    public string Name => "zfile-repaired";
+
+    public void Run(ReadOnlySpan<byte> input)
+    {
+        var file = input.ToArray();
+        if (file.Length >= 1024 && ZFileHeader.TryRead(file, out var header) && ZFileHeader.TryRead(file.AsSpan(file.Length - 512), out var trailer))
+        {
+            Repair(file, file.Length - 512, trailer);
+            Repair(file, 0, header);
+        }
+
+        using var zfile = ZFileReader.Open(new MemoryBlockSource(file), verifyChecksums: false);
+        var buffer = new byte[ProbeLength];
+        for (var offset = 0L; offset < Math.Min(zfile.Size, 8L * ProbeLength); offset += ProbeLength)
+        {
+            zfile.ReadAt(offset + (offset == 0 ? 0 : 333), buffer); // whole-block and partial-block paths
+        }
+    }
+
+    /// <summary>Rewrites the block with a fresh index CRC (when the table lies in the file) and digest.</summary>
+    private static void Repair(byte[] file, int at, ZFileHeader block)
+    {
+        var tableBytes = block.IndexSize * 4;
+        if (block.IndexOffset <= (ulong)file.Length && tableBytes <= (ulong)file.Length - block.IndexOffset)
+        {
+            block = block with { IndexCrc = Crc32C.Compute(0, file.AsSpan((int)block.IndexOffset, (int)tableBytes)) };
+        }
+
+        block.Write(file.AsSpan(at, 512));
+    }
+}
+
 /// <summary>overlaybd's tar envelope around a layer blob: detection and the payload window.</summary>
 public sealed class TarEnvelopeTarget : IFuzzTarget
 {
