@@ -39,6 +39,11 @@ public static class Program
             prefix = $"turbooci {args[0]}";
             candidates = group;
             verbArgs = args[1..];
+            if (verbArgs.Length == 0 || verbArgs is ["--help" or "-h" or "help"])
+            {
+                PrintGroup(args[0], group);
+                return verbArgs.Length == 0 ? ExitCodes.Usage : ExitCodes.Success;
+            }
         }
 
         var parser = new Parser(settings =>
@@ -56,7 +61,7 @@ public static class Program
         var asked = errors.Any(e => e.Tag is ErrorType.HelpRequestedError or ErrorType.HelpVerbRequestedError or ErrorType.VersionRequestedError);
         var help = HelpText.AutoBuild(result, h =>
         {
-            h.Heading = prefix;
+            h.Heading = verbArgs.Length > 0 && candidates.Any(v => v.Verb.Name == verbArgs[0]) ? $"{prefix} {verbArgs[0]}" : prefix;
             h.Copyright = string.Empty;
             h.AddDashesToOption = true;
             h.AdditionalNewLineAfterOption = false;
@@ -125,16 +130,20 @@ public static class Program
 
         foreach (var (name, members) in groups.OrderBy(g => g.Key, StringComparer.Ordinal))
         {
-            Console.WriteLine($"{name}: {members[0].Group!.HelpText}");
-            foreach (var verb in members.OrderBy(v => v.Verb.Name, StringComparer.Ordinal))
-            {
-                Console.WriteLine($"  {name} {verb.Verb.Name,-16} {verb.Verb.HelpText}");
-            }
-
+            PrintGroup(name, members);
             Console.WriteLine();
         }
 
         Console.WriteLine("Exit codes: 0 ok, 1 usage, 2 bad data (corrupt or wrong input), 3 I/O error, 4 other failure.");
+    }
+
+    private static void PrintGroup(string name, List<VerbInfo> members)
+    {
+        Console.WriteLine($"{name}: {members[0].Group!.HelpText}");
+        foreach (var verb in members.OrderBy(v => v.Verb.Name, StringComparer.Ordinal))
+        {
+            Console.WriteLine($"  {name} {verb.Verb.Name,-16} {verb.Verb.HelpText}");
+        }
     }
 
     private static List<VerbInfo> DiscoverVerbs() =>

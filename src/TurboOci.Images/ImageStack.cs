@@ -125,11 +125,10 @@ public sealed class ImageStack : BlockSource
             return blob;
         }
 
-        GzipSeekIndex index;
-        using (var indexFile = FileBlockSource.OpenRead(gzipIndex))
-        {
-            index = GzipSeekIndex.Load(indexFile, SystemZlib.Instance);
-        }
+        // The index reads its windows from the file on demand: it stays open as long as the stack.
+        var indexFile = FileBlockSource.OpenRead(gzipIndex);
+        owned.Add(indexFile);
+        var index = GzipSeekIndex.Load(indexFile, SystemZlib.Instance);
 
         GzipSpanDigests? digests = null;
         if (spanDigests.Length > 0)

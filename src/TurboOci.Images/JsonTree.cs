@@ -78,8 +78,8 @@ internal sealed class JsonNodeAt
             case JsonTokenType.StartObject:
                 while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
                 {
-                    var name = reader.GetString()!;
                     var at = reader.TokenStartIndex;
+                    var name = ReadString(ref reader, pointer, format);
                     if (node.Members.Any(m => m.Key == name))
                     {
                         TurboOciFormatException.Throw(format, $"{pointer}/{name}", at, "key appears twice");
@@ -98,7 +98,7 @@ internal sealed class JsonNodeAt
 
                 break;
             case JsonTokenType.String:
-                node.String = reader.GetString();
+                node.String = ReadString(ref reader, pointer, format);
                 break;
             case JsonTokenType.Number:
                 if (!reader.TryGetDecimal(out var number))
@@ -115,6 +115,19 @@ internal sealed class JsonNodeAt
         }
 
         return node;
+    }
+
+    /// <summary>Reads a string token; invalid UTF-8 or a lone surrogate escape is bad input, not a crash.</summary>
+    private static string ReadString(ref Utf8JsonReader reader, string pointer, string format)
+    {
+        try
+        {
+            return reader.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new TurboOciFormatException(format, pointer.Length == 0 ? "/" : pointer, reader.TokenStartIndex, $"a string is not valid UTF-8 or UTF-16: {e.Message}", e);
+        }
     }
 
     public JsonNodeAt? this[string key] => Members.FirstOrDefault(m => m.Key == key).Value;

@@ -159,11 +159,37 @@ public sealed record ManifestContent(string MediaType, ReadOnlyMemory<byte> Byte
 
     public Descriptor Descriptor => new() { MediaType = MediaType, Digest = Digest.ToString(), Size = Bytes.Length };
 
-    public ImageManifest AsManifest() =>
-        IsIndex ? throw new InvalidDataException($"{Digest} is an index ({MediaType}), not a manifest") : Json.Deserialize<ImageManifest>(Bytes, "manifest");
+    public ImageManifest AsManifest()
+    {
+        if (IsIndex)
+        {
+            throw new InvalidDataException($"{Digest} is an index ({MediaType}), not a manifest");
+        }
 
-    public ImageIndex AsIndex() =>
-        IsIndex ? Json.Deserialize<ImageIndex>(Bytes, "index") : throw new InvalidDataException($"{Digest} is a manifest ({MediaType}), not an index");
+        var manifest = Json.Deserialize<ImageManifest>(Bytes, "manifest");
+        if (manifest.Config is null || manifest.Layers is null || manifest.Layers.Any(l => l is null))
+        {
+            throw new TurboOciFormatException("OCI", "manifest", 0, "config or layers missing or null");
+        }
+
+        return manifest;
+    }
+
+    public ImageIndex AsIndex()
+    {
+        if (!IsIndex)
+        {
+            throw new InvalidDataException($"{Digest} is a manifest ({MediaType}), not an index");
+        }
+
+        var index = Json.Deserialize<ImageIndex>(Bytes, "index");
+        if (index.Manifests is null || index.Manifests.Any(m => m is null))
+        {
+            throw new TurboOciFormatException("OCI", "index.manifests", 0, "missing or null entries");
+        }
+
+        return index;
+    }
 
     /// <summary>Serialises a manifest or index the way we push it (compact, stable field order).</summary>
     public static ManifestContent From<T>(T document, string mediaType)
@@ -191,7 +217,7 @@ public sealed record ManifestContent(string MediaType, ReadOnlyMemory<byte> Byte
 
             return document.RootElement.TryGetProperty("manifests", out _) ? MediaTypes.OciIndex : null;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or System.Text.DecoderFallbackException)
         {
             return null;
         }
@@ -216,6 +242,10 @@ internal static class Json
         catch (JsonException e)
         {
             throw new TurboOciFormatException("OCI", what, e.BytePositionInLine ?? 0, $"invalid JSON: {e.Message}", e);
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.Text.DecoderFallbackException)
+        {
+            throw new TurboOciFormatException("OCI", what, 0, $"invalid UTF-8 text: {e.Message}", e);
         }
     }
 }

@@ -49,6 +49,18 @@ public sealed record OverlaybdConfig
 
     public static OverlaybdConfig Parse(ReadOnlySpan<byte> json)
     {
+        try
+        {
+            return ParseDocument(json);
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.Text.DecoderFallbackException)
+        {
+            throw new TurboOciFormatException(Format, "document", 0, $"invalid UTF-8 text: {e.Message}", e);
+        }
+    }
+
+    private static OverlaybdConfig ParseDocument(ReadOnlySpan<byte> json)
+    {
         JsonDocument document;
         try
         {

@@ -16,6 +16,26 @@ public sealed class HelpTests
     }
 
     [Fact]
+    public void GroupHelpListsTheGroupsVerbs()
+    {
+        var (code, stdout, _) = CliRunner.Run("zfile", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("zfile compress", stdout);
+        Assert.Contains("zfile verify", stdout);
+        var (bare, _, _) = CliRunner.Run("zfile");
+        Assert.Equal(ExitCodes.Usage, bare);
+    }
+
+    [Fact]
+    public void VerbHelpNamesTheVerb()
+    {
+        var (code, stdout, _) = CliRunner.Run("gzindex", "build", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("turbooci gzindex build", stdout);
+        Assert.Contains("--span", stdout);
+    }
+
+    [Fact]
     public void NoArgumentsIsAUsageError()
     {
         var (code, stdout, _) = CliRunner.Run();

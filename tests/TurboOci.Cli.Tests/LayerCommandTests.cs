@@ -87,6 +87,20 @@ public sealed class LayerCommandTests : IDisposable
     }
 
     [Fact]
+    public void Inspect_warp_shows_the_tar_mappings_of_overlaybd_fs_meta()
+    {
+        var meta = RepoPaths.Fixture("overlaybd-reference", "turbooci", "ext4.fs.meta");
+        Assert.Equal(ExitCodes.BadData, CliRunner.Run("layer", "inspect", meta).Code);
+        var (code, stdout, stderr) = CliRunner.Run("layer", "inspect", meta, "--warp", "--json");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        var index = json.RootElement.GetProperty("index");
+        Assert.Equal(46, index.GetProperty("declared").GetInt64());
+        Assert.Equal(0, index.GetProperty("padding").GetInt64());
+        Assert.Equal([0, 1], index.GetProperty("tags").EnumerateArray().Select(t => t.GetInt32()));
+    }
+
+    [Fact]
     public void Export_writes_a_sparse_image_of_the_stack()
     {
         var image = _temp.File("disk.img");

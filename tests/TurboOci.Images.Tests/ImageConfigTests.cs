@@ -86,6 +86,17 @@ public sealed class ImageConfigTests
     }
 
     [Fact]
+    public void InvalidUtf8AndLoneSurrogatesAreBadInputNotCrashes()
+    {
+        byte[] invalidUtf8 = [.. "{\"lowers\":[{\"file\":\""u8, 0xC3, 0x28, .. "\"}]}"u8];
+        var e = Assert.Throws<TurboOciFormatException>(() => ImageConfig.Parse(invalidUtf8));
+        Assert.Equal("/lowers/0/file", e.Field);
+        var surrogate = Assert.Throws<TurboOciFormatException>(() => ImageConfig.Parse("{\"resultFile\":\"\\ud800\"}"u8));
+        Assert.Equal("/resultFile", surrogate.Field);
+        Assert.Equal(14, surrogate.Offset);
+    }
+
+    [Fact]
     public void TooManyLowersAreRefused()
     {
         var json = "{\"lowers\":[" + string.Join(",", Enumerable.Repeat("{}", ImageConfig.MaxLowers + 1)) + "]}";

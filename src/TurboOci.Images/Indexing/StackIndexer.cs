@@ -1,5 +1,3 @@
-using TurboOci.Formats.Ext4.Oci;
-
 namespace TurboOci.Images.Indexing;
 
 /// <summary>
@@ -20,22 +18,37 @@ public static class StackIndexer
     {
         ArgumentNullException.ThrowIfNull(blobs);
         options ??= new LayerIndexOptions();
+        foreach (var blob in blobs.Where(b => !File.Exists(b)))
+        {
+            throw new FileNotFoundException($"layer blob {blob} does not exist", blob);
+        }
+
         var root = Path.GetFullPath(outputDirectory);
         Directory.CreateDirectory(root);
         baseLayer = baseLayer is null
             ? StockBaseLayer.ExtractTo(Path.Combine(root, BaseFolder, StockBaseLayer.FileName))
             : Path.GetFullPath(baseLayer);
 
-        var lowers = new List<LowerLayer> { new() { File = Path.GetRelativePath(root, baseLayer) } };
+        var lowers = new List<LowerLayer> { new() { File = ConfigPath(root, baseLayer) } };
         var indexed = new List<IndexedLayer>();
         for (var i = 0; i < blobs.Count; i++)
         {
             var config = new ImageConfig { Lowers = lowers };
             var working = Path.Combine(root, $"{i}-indexing");
             IndexedLayer layer;
-            using (var below = ImageStack.OpenLowers(config.ResolveRelativeTo(root)))
+            try
             {
+                using var below = ImageStack.OpenLowers(config.ResolveRelativeTo(root));
                 layer = LayerIndexer.Index(blobs[i], below, working, options);
+            }
+            catch
+            {
+                if (Directory.Exists(working))
+                {
+                    Directory.Delete(working, recursive: true);
+                }
+
+                throw;
             }
 
             var folder = Path.Combine(root, $"{i}-{ShortDigest(layer.BlobDigest)}");
@@ -47,7 +60,7 @@ public static class StackIndexer
             Directory.Move(working, folder);
             layer = layer.MovedTo(folder);
             indexed.Add(layer);
-            lowers.Add(Relative(layer.ToLower(), root, options.Mode));
+            lowers.Add(Relative(layer.ToLower(), root));
             log?.Invoke($"{blobs[i]}: {layer.Applied.Entries} entries, {layer.Applied.FileBytes} file bytes -> {folder}");
         }
 
@@ -57,11 +70,18 @@ public static class StackIndexer
 
     private static string ShortDigest(string digest) => digest[(digest.IndexOf(':') + 1)..][..12];
 
-    private static LowerLayer Relative(LowerLayer lower, string root, LayerDataMode mode)
+    /// <summary>Paths inside the output folder become relative (the folder can move); blobs elsewhere stay absolute.</summary>
+    private static string ConfigPath(string root, string path)
     {
-        string Rel(string p) => p.Length == 0 ? p : Path.GetRelativePath(root, p);
-        return mode == LayerDataMode.Copied
-            ? new LowerLayer { File = Rel(lower.File) }
-            : lower with { File = Rel(lower.File), TargetFile = Rel(lower.TargetFile), GzipIndex = Rel(lower.GzipIndex), SpanDigests = Rel(lower.SpanDigests) };
+        var relative = path.Length == 0 ? path : Path.GetRelativePath(root, path);
+        return relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? path : relative;
     }
+
+    private static LowerLayer Relative(LowerLayer lower, string root) => lower with
+    {
+        File = ConfigPath(root, lower.File),
+        TargetFile = ConfigPath(root, lower.TargetFile),
+        GzipIndex = ConfigPath(root, lower.GzipIndex),
+        SpanDigests = ConfigPath(root, lower.SpanDigests),
+    };
 }

@@ -80,6 +80,26 @@ internal static class GzipIndexCommandSupport
         }
     }
 
+    /// <summary>Reads [<paramref name="from"/>, <paramref name="to"/>) in large chunks (so spans inflate in parallel), handing each chunk to <paramref name="sink"/>.</summary>
+    public static void Stream(GzipIndexedSource reader, long from, long to, string label, Action<ReadOnlySpan<byte>> sink, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[16 << 20];
+        using var progress = new Progress(label, to - from);
+        for (var pos = from; pos < to;)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var read = reader.ReadAt(pos, buffer.AsSpan(0, (int)Math.Min(buffer.Length, to - pos)));
+            if (read == 0)
+            {
+                throw new EndOfStreamException($"the uncompressed stream ended at {pos}, before {to}");
+            }
+
+            sink(buffer.AsSpan(0, read));
+            pos += read;
+            progress.Report(pos - from);
+        }
+    }
+
     /// <summary>A one-line progress meter on stderr, only when stderr is a terminal.</summary>
     public sealed class Progress(string label, long total) : IDisposable
     {

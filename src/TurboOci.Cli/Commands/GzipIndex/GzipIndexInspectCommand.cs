@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CommandLine;
+using TurboOci.Formats.GzipIndex;
 using TurboOci.Interop.Zlib;
 using TurboOci.Storage;
 

@@ -8,8 +8,6 @@ namespace TurboOci.Cli.Commands.GzipIndex;
 [Verb("read", HelpText = "Read a range of the uncompressed stream through the index, inflating only from the nearest access point.")]
 public sealed class GzipIndexReadCommand : ICommand
 {
-    private const int Chunk = 16 << 20;
-
     [Value(0, MetaName = "IN.tar.gz", Required = true, HelpText = "The gzip blob the index was built for.")]
     public string Input { get; set; } = string.Empty;
 
@@ -39,17 +37,7 @@ public sealed class GzipIndexReadCommand : ICommand
         var reader = opened.Reader;
         var end = Length < 0 ? reader.Size : Math.Min(reader.Size, checked(Offset + Length));
         using var output = Out is null ? Console.OpenStandardOutput() : new FileStream(Out, FileMode.Create, FileAccess.Write);
-        var buffer = new byte[Chunk];
-        using var progress = new GzipIndexCommandSupport.Progress("reading", end - Offset);
-        for (var pos = Offset; pos < end;)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var read = reader.ReadAt(pos, buffer.AsSpan(0, (int)Math.Min(Chunk, end - pos)));
-            output.Write(buffer, 0, read);
-            pos += read;
-            progress.Report(pos - Offset);
-        }
-
+        GzipIndexCommandSupport.Stream(reader, Offset, end, "reading", output.Write, cancellationToken);
         return Task.FromResult(ExitCodes.Success);
     }
 }

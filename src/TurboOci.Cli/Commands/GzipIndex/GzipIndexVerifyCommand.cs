@@ -8,8 +8,6 @@ namespace TurboOci.Cli.Commands.GzipIndex;
 [Verb("verify", HelpText = "Check that an index matches its gzip blob: header CRC and sizes, every span ends on the next access point, every member's trailer CRC-32/size, and span digests when present. Exit 2 on any mismatch.")]
 public sealed class GzipIndexVerifyCommand : ICommand
 {
-    private const int Chunk = 16 << 20;
-
     [Value(0, MetaName = "IN.tar.gz", Required = true, HelpText = "The gzip blob.")]
     public string Input { get; set; } = string.Empty;
 
@@ -23,16 +21,7 @@ public sealed class GzipIndexVerifyCommand : ICommand
     {
         using var opened = GzipIndexCommandSupport.Open(Input, Index, Spans, new GzipReaderOptions { CacheBytes = 0 });
         var reader = opened.Reader;
-        var buffer = new byte[Chunk];
-        using (var progress = new GzipIndexCommandSupport.Progress("verifying", reader.Size))
-        {
-            for (long pos = 0; pos < reader.Size;)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                pos += reader.ReadAt(pos, buffer);
-                progress.Report(pos);
-            }
-        }
+        GzipIndexCommandSupport.Stream(reader, 0, reader.Size, "verifying", _ => { }, cancellationToken);
 
         var h = reader.Index.Header;
         Console.WriteLine($"{Input}: ok with {Index}");
