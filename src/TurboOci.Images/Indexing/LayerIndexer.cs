@@ -139,7 +139,15 @@ public static class LayerIndexer
         using var indexOutput = new FileStream(gzipIndex, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16);
         var indexOptions = new GzipIndexOptions { Span = options.Span, SpanDigests = true };
         using var indexing = new GzipIndexingStream(blob, indexOutput, SystemZlib.Instance, SystemZlib.Instance, indexOptions, leaveOpen: true);
-        var applied = applier.Apply(indexing);
+        LayerApplyResult applied;
+
+        // Inflating + indexing on one core, tar parsing + ext4 on the other; the pipeline reads the whole stream.
+        using (var pipelined = new PipelinedReadStream(indexing))
+        {
+            applied = applier.Apply(pipelined);
+            Drain(pipelined);
+        }
+
         var built = indexing.Complete();
         File.WriteAllBytes(gzipSpans, built.Spans!.ToBytes());
         return (applied, blob.BytesRead, blob.Digest());
@@ -168,25 +176,13 @@ public static class LayerIndexer
     }
 
     /// <summary>A read-only pass-through that counts (for progress) and hashes (for the folder name) what it reads.</summary>
-    private sealed class CountingStream(Stream inner, Action<long>? progress) : Stream
+    private sealed class CountingStream(Stream inner, Action<long>? progress) : ReadOnlyForwardStream
     {
         private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
         public long BytesRead { get; private set; }
 
         public string Digest() => "sha256:" + Convert.ToHexStringLower(_sha256.GetHashAndReset());
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
@@ -196,16 +192,6 @@ public static class LayerIndexer
             progress?.Invoke(BytesRead);
             return n;
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

@@ -96,8 +96,10 @@ public sealed class IndexerTests(ITestOutputHelper output)
         AssertDiskShows(config, work.File("disk.img"), FileTree.FromDirectory(expected));
     }
 
-    [Fact]
-    public void EveryPrefixOfAnIndexedSyntheticStackMountsAsTheChangesetModelSays()
+    [Theory]
+    [InlineData(LayerDataMode.Mapped)]
+    [InlineData(LayerDataMode.Copied)]
+    public void EveryPrefixOfAnIndexedSyntheticStackMountsAsTheChangesetModelSays(LayerDataMode mode)
     {
         using var work = new TempDir();
         var layers = SyntheticLayers.Image(includeWideDirectory: false);
@@ -117,13 +119,13 @@ public sealed class IndexerTests(ITestOutputHelper output)
         }
 
         var dir = work.File("out");
-        var indexed = StackIndexer.Index(blobs, dir, options: new LayerIndexOptions { Span = 1 << 16 });
+        var indexed = StackIndexer.Index(blobs, dir, options: new LayerIndexOptions { Span = 1 << 16, Mode = mode });
         Assert.Equal(layers.Count, indexed.Count);
         for (var i = 0; i < layers.Count; i++)
         {
             Assert.Equal(layers[i].Entries.Count, indexed[i].Applied.Entries);
             Assert.Equal("sha256:" + Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(blobs[i]))), indexed[i].BlobDigest);
-            Assert.Equal(shapes[i] != LayerCompression.None, File.Exists(Path.Combine(indexed[i].Folder, LayerIndexer.GzipIndexName)));
+            Assert.Equal(mode == LayerDataMode.Mapped && shapes[i] != LayerCompression.None, File.Exists(Path.Combine(indexed[i].Folder, LayerIndexer.GzipIndexName)));
         }
 
         var config = ImageConfig.Load(Path.Combine(dir, StackIndexer.ConfigName));
@@ -150,6 +152,57 @@ public sealed class IndexerTests(ITestOutputHelper output)
         Assert.ThrowsAny<IOException>(() => ImageStack.Open(broken));
         Assert.StartsWith("failed:", File.ReadAllText(config.ResultFile));
         Assert.Contains("missing.meta", File.ReadAllText(config.ResultFile));
+    }
+
+    [Fact]
+    public void ATruncatedGzipLayerIsRefusedAndLeavesNoLayerFolderOrConfig()
+    {
+        using var work = new TempDir();
+        var blob = File.ReadAllBytes(ReferenceLayer);
+        var truncated = work.File("truncated.tar.gz");
+        File.WriteAllBytes(truncated, blob[..(blob.Length / 2)]);
+        var dir = work.File("out");
+        // The inflater runs on the pipeline's producer thread: its error must reach the caller, not vanish.
+        var error = Assert.Throws<TurboOciFormatException>(() => StackIndexer.Index([truncated], dir));
+        Assert.Contains("truncated", error.Message, StringComparison.Ordinal);
+        Assert.Equal([StackIndexer.BaseFolder], Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void AWritableUpperInTheConfigIsStackedOnTheLowersAndKeepsItsWrites()
+    {
+        using var work = new TempDir();
+        var dir = work.File("out");
+        StackIndexer.Index([ReferenceLayer], dir);
+        var lowersOnly = ImageConfig.Load(Path.Combine(dir, StackIndexer.ConfigName));
+        var config = lowersOnly with { Upper = new UpperLayer { Data = work.File("upper.data"), Index = work.File("upper.index") } };
+        using (var lowers = ImageStack.OpenLowers(config))
+        using (WritableLayer.Create(config.Upper.Data, config.Upper.Index, 0, lower: lowers))
+        {
+        }
+
+        var superblock = new byte[4096];
+        var written = Enumerable.Range(0, 4096).Select(i => (byte)(i * 31)).ToArray();
+        using (var stack = ImageStack.Open(config))
+        {
+            Assert.True(stack.CanWrite);
+            stack.ReadExactlyAt(0, superblock);
+            stack.WriteAt(1 << 30, written);
+            stack.Flush();
+        }
+
+        using (var lowers = ImageStack.Open(lowersOnly))
+        using (var stack = ImageStack.Open(config))
+        {
+            Assert.False(lowers.CanWrite);
+            var buffer = new byte[4096];
+            stack.ReadExactlyAt(1 << 30, buffer);
+            Assert.Equal(written, buffer);
+            lowers.ReadExactlyAt(1 << 30, buffer);
+            Assert.NotEqual(written, buffer);
+            lowers.ReadExactlyAt(0, buffer);
+            Assert.Equal(superblock, buffer);
+        }
     }
 
     /// <summary>Exports the stack to a sparse raw disk; e2fsck must find nothing, the mounted tree must equal <paramref name="expected"/>.</summary>

@@ -1,0 +1,91 @@
+using System.Collections.Concurrent;
+
+namespace TurboOci.Images.Indexing;
+
+/// <summary>
+/// Reads a source stream on a background thread into a small bounded queue of chunks, so the producer (inflating
+/// and indexing the gzip) and the consumer (parsing the tar, driving the ext4 engine) run on two cores. Memory is
+/// bounded by <c>chunkSize × depth</c>. The source sees one sequential reader, exactly as without the pipeline.
+/// </summary>
+internal sealed class PipelinedReadStream : ReadOnlyForwardStream
+{
+    private readonly BlockingCollection<ArraySegment<byte>> _chunks;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _producer;
+    private ArraySegment<byte> _current = ArraySegment<byte>.Empty;
+    private bool _finished;
+
+    public PipelinedReadStream(Stream source, int chunkSize = 1 << 20, int depth = 8)
+    {
+        _chunks = new BlockingCollection<ArraySegment<byte>>(depth);
+        _producer = Task.Factory.StartNew(() => Produce(source, chunkSize), TaskCreationOptions.LongRunning);
+    }
+
+    private void Produce(Stream source, int chunkSize)
+    {
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var buffer = new byte[chunkSize];
+                var n = source.ReadAtLeast(buffer, chunkSize, throwOnEndOfStream: false);
+                if (n == 0)
+                {
+                    break;
+                }
+
+                _chunks.Add(new ArraySegment<byte>(buffer, 0, n), _stop.Token);
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // The consumer went away (an error, or disposal): stop quietly.
+        }
+        finally
+        {
+            _chunks.CompleteAdding();
+        }
+    }
+
+    public override int Read(Span<byte> buffer)
+    {
+        while (_current.Count == 0)
+        {
+            if (_finished || !_chunks.TryTake(out _current, Timeout.Infinite))
+            {
+                _finished = true;
+                _current = ArraySegment<byte>.Empty;
+
+                // Surfaces the producer's exception (a damaged gzip stream) to the consumer.
+                _producer.GetAwaiter().GetResult();
+                return 0;
+            }
+        }
+
+        var n = Math.Min(buffer.Length, _current.Count);
+        _current.AsSpan(0, n).CopyTo(buffer);
+        _current = _current[n..];
+        return n;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _stop.Cancel();
+            try
+            {
+                _producer.Wait();
+            }
+            catch (AggregateException)
+            {
+                // Already reported to the reader, or irrelevant once the reader gave up.
+            }
+
+            _chunks.Dispose();
+            _stop.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}
