@@ -36,23 +36,9 @@ public static class LayerBlobWriter
         try
         {
             using var output = new FileStream(outputPath, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
-            if (packaging.Tar)
-            {
-                // As overlaybd: the envelope header is written last, once the payload length is known.
-                output.Write(new byte[TarEnvelope.PaxPayloadOffset]);
-            }
-
-            var result = WritePayload(output, packaging, writeLsmt);
-            if (packaging.Tar)
-            {
-                var payloadLength = output.Length - TarEnvelope.PaxPayloadOffset;
-                TarEnvelope.WriteFooter(output, payloadLength);
-                var header = new byte[TarEnvelope.PaxPayloadOffset];
-                TarEnvelope.WriteHeader(header, payloadLength);
-                output.Position = 0;
-                output.Write(header);
-            }
-
+            var result = packaging.Tar
+                ? TarEnvelope.WriteAround(output, payload => WritePayload(payload, packaging, writeLsmt))
+                : WritePayload(output, packaging, writeLsmt);
             output.Flush(flushToDisk: true);
             return result;
         }
@@ -63,7 +49,7 @@ public static class LayerBlobWriter
         }
     }
 
-    private static TResult WritePayload<TResult>(FileStream output, BlobPackaging packaging, Func<Stream, TResult> writeLsmt)
+    private static TResult WritePayload<TResult>(Stream output, BlobPackaging packaging, Func<Stream, TResult> writeLsmt)
     {
         if (packaging.Compression is not { } algorithm)
         {

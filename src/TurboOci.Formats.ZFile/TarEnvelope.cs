@@ -233,6 +233,25 @@ public static class TarEnvelope
         output.Write(zeros[..(padding + (2 * BlockLength))]);
     }
 
+    /// <summary>
+    /// Streams a payload of not-yet-known length into the envelope, as overlaybd does: a placeholder where
+    /// the header goes, the payload written by <paramref name="writePayload"/>, the footer, then the header
+    /// filled in once the length is known. <paramref name="output"/> must be seekable and positioned at 0.
+    /// </summary>
+    public static TResult WriteAround<TResult>(Stream output, Func<Stream, TResult> writePayload)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(writePayload);
+        output.Write(new byte[PaxPayloadOffset]);
+        var result = writePayload(output);
+        var payloadLength = output.Length - PaxPayloadOffset;
+        WriteFooter(output, payloadLength);
+        output.Position = 0;
+        WriteHeader(output, payloadLength);
+        output.Seek(0, SeekOrigin.End);
+        return result;
+    }
+
     private static long RoundUpToBlock(long length) => checked((length + BlockLength - 1) / BlockLength * BlockLength);
 
     /// <summary>overlaybd's format_pax_record: "&lt;len&gt; key=value\n" where len counts its own digits.</summary>

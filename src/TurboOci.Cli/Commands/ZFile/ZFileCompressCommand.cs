@@ -37,19 +37,15 @@ public sealed class ZFileCompressCommand : ICommand
             using var progress = new ZFileCommandSupport.Progress("compressing", input.Size);
             if (Tar)
             {
-                // As overlaybd: the envelope header is written last, once the payload length is known.
-                output.Write(new byte[TarEnvelope.PaxPayloadOffset]);
+                TarEnvelope.WriteAround(output, payload =>
+                {
+                    ZFileWriter.Write(input, payload, options, progress.Report, cancellationToken);
+                    return true;
+                });
             }
-
-            ZFileWriter.Write(input, output, options, progress.Report, cancellationToken);
-            if (Tar)
+            else
             {
-                var payloadLength = output.Length - TarEnvelope.PaxPayloadOffset;
-                TarEnvelope.WriteFooter(output, payloadLength);
-                var header = new byte[TarEnvelope.PaxPayloadOffset];
-                TarEnvelope.WriteHeader(header, payloadLength);
-                output.Position = 0;
-                output.Write(header);
+                ZFileWriter.Write(input, output, options, progress.Report, cancellationToken);
             }
 
             output.Flush(flushToDisk: true);
