@@ -60,7 +60,8 @@ public sealed class GzipIndexingStream : Stream
     private uint _entryPrefixCrc;
     private bool _entryStartsMember;
     private readonly RetainedBytes? _retained;
-    private readonly byte[] _windowBuffer;
+    private readonly Queue<(int EntryIndex, Task<(byte[] Buffer, int Length)> Compressed)> _pendingWindows = new();
+    private const int MaxWindowsInFlight = 8;
     private long _windowPosition = GzipIndexHeader.Size;
     private GzipIndexBuildResult? _result;
 
@@ -85,7 +86,6 @@ public sealed class GzipIndexingStream : Stream
         _leaveOpen = leaveOpen;
         _codec = codec;
         _inflater = inflaters.Create(InflateWrapper.GzipOrZlib);
-        _windowBuffer = new byte[Math.Max(codec.CompressBound(GzipIndexHeader.WindowSize), GzipIndexHeader.WindowSize)];
         _retained = _options.SpanDigests ? new RetainedBytes() : null;
         _indexOrigin = indexOutput.Position;
         indexOutput.Write(new byte[GzipIndexHeader.Size]);
@@ -366,20 +366,15 @@ public sealed class GzipIndexingStream : Stream
 
     private void Record(Candidate point)
     {
-        int stored;
-        if (_options.CompressWindows)
-        {
-            stored = _codec.Compress(point.Window, _windowBuffer, _options.Level);
-        }
-        else
-        {
-            point.Window.CopyTo(_windowBuffer, 0);
-            stored = point.Window.Length;
-        }
-
-        _indexOutput.Write(_windowBuffer, 0, stored);
-        var entry = new GzipIndexEntry(point.DePos, point.EnPos, _windowPosition, (byte)point.Bits, (uint)stored);
-        _windowPosition += stored;
+        // Compressing a 32 KiB window at level 6 costs about as much as inflating a MiB, so it runs on
+        // another core while this thread inflates on; windows are written in order as they finish, and
+        // their position and length are filled into the entry then. The bytes are the same as serially.
+        var window = point.Window.ToArray();
+        var compressed = _options.CompressWindows
+            ? Task.Run(() => CompressWindow(window))
+            : Task.FromResult((window, window.Length));
+        _pendingWindows.Enqueue((_entries.Count, compressed));
+        var entry = new GzipIndexEntry(point.DePos, point.EnPos, WinPos: 0, (byte)point.Bits, WinLen: 0);
 
         if (_retained is not null)
         {
@@ -394,6 +389,28 @@ public sealed class GzipIndexingStream : Stream
         }
 
         _entries.Add(entry);
+        WriteFinishedWindows(waitForAll: false);
+    }
+
+    private (byte[] Buffer, int Length) CompressWindow(byte[] window)
+    {
+        var buffer = new byte[_codec.CompressBound(window.Length)];
+        return (buffer, _codec.Compress(window, buffer, _options.Level));
+    }
+
+    /// <summary>Writes compressed windows in entry order: those already done, or all of them when asked
+    /// (or when too many are in flight, which bounds memory to a few windows).</summary>
+    private void WriteFinishedWindows(bool waitForAll)
+    {
+        while (_pendingWindows.TryPeek(out var head)
+            && (waitForAll || head.Compressed.IsCompleted || _pendingWindows.Count > MaxWindowsInFlight))
+        {
+            _pendingWindows.Dequeue();
+            var (buffer, length) = head.Compressed.GetAwaiter().GetResult();
+            _indexOutput.Write(buffer, 0, length);
+            _entries[head.EntryIndex] = _entries[head.EntryIndex] with { WinPos = _windowPosition, WinLen = (uint)length };
+            _windowPosition += length;
+        }
     }
 
     /// <summary>Finishes the digest of the span that began at the last recorded entry.</summary>
@@ -411,6 +428,8 @@ public sealed class GzipIndexingStream : Stream
         {
             TurboOciFormatException.Throw(GzipFormat, "header", 0, "no deflate data: not a gzip stream");
         }
+
+        WriteFinishedWindows(waitForAll: true);
 
         var entryArray = new byte[_entries.Count * GzipIndexHeader.EntrySize];
         for (var i = 0; i < _entries.Count; i++)

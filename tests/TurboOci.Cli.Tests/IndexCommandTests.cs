@@ -43,5 +43,34 @@ public sealed class IndexCommandTests
         Assert.False(Directory.Exists(dir));
     }
 
+    [Fact]
+    public void ExportWithTheIndexConfigWritesADiskThatMountsAsGnuTarExtractsTheLayer()
+    {
+        using var temp = new TempDir();
+        var dir = temp.File("out");
+        var (code, _, stderr) = CliRunner.Run("index", ReferenceLayer, "--output", dir);
+        Assert.True(code == 0, stderr);
+        var image = temp.File("disk.img");
+        (code, _, stderr) = CliRunner.Run("export", image, "--config", Path.Combine(dir, "config.v1.json"));
+        Assert.True(code == 0, stderr);
+
+        var check = E2fsck.Check(image);
+        Assert.True(check.Clean, check.ToString());
+        var expected = Directory.CreateDirectory(temp.File("expected")).FullName;
+        Tool.RunChecked("tar", "-xzf", ReferenceLayer, "-C", expected, "--numeric-owner", "-p", "--xattrs", "--xattrs-include=*");
+        using var mount = Ext4Mount.Mount(image);
+        FileTree.AssertSame(FileTree.FromDirectory(expected), FileTree.FromDirectory(mount.MountPoint, "lost+found"));
+    }
+
+    [Fact]
+    public void ExportRefusesLayersAndAConfigTogether()
+    {
+        using var temp = new TempDir();
+        var (code, _, stderr) = CliRunner.Run("export", temp.File("disk.img"), "--config", temp.File("config.v1.json"), temp.File("layer"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("--config", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(temp.File("disk.img")));
+    }
+
     private static string Sha256Hex(string path) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path)));
 }

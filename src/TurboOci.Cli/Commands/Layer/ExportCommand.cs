@@ -1,6 +1,7 @@
 using CommandLine;
 using TurboOci.Cli.Commands.ZFile;
 using TurboOci.Formats.Lsmt;
+using TurboOci.Images;
 using TurboOci.Storage;
 
 namespace TurboOci.Cli.Commands.Layer;
@@ -12,12 +13,21 @@ public sealed class ExportCommand : ICommand
     [Value(0, MetaName = "OUT.img", Required = true, HelpText = "The raw image to write; replaced if it exists, removed on failure.")]
     public string Output { get; set; } = string.Empty;
 
-    [Value(1, MetaName = "LAYER", Min = 1, Required = true, HelpText = "Layer blobs (LSMT, ZFile, tar-wrapped), lowest first, at most 255.")]
+    [Value(1, MetaName = "LAYER", HelpText = "Layer blobs (LSMT, ZFile, tar-wrapped), lowest first, at most 255. Not with --config.")]
     public IEnumerable<string> Layers { get; set; } = [];
+
+    [Option("config", HelpText = "Export the stack an overlaybd config.v1.json describes (such as the one `turbooci index` writes) instead of LAYER files: TurboOCI layers read file data from their original blobs, through the gzip index when they have one.")]
+    public string? Config { get; set; }
 
     public Task<int> RunAsync(CancellationToken cancellationToken)
     {
-        using var stack = LayerBlob.OpenStack(Layers);
+        var layers = Layers.ToList();
+        if ((Config is null) == (layers.Count == 0))
+        {
+            throw new ArgumentException("give either LAYER files or --config CONFIG, not both and not neither");
+        }
+
+        using BlockSource stack = Config is null ? LayerBlob.OpenStack(layers) : ImageStack.Open(ImageConfig.Load(Config));
         long written;
         try
         {
