@@ -22,6 +22,9 @@ public sealed class ImageStack : BlockSource
         _owned = owned;
     }
 
+    /// <summary>The original layer blobs (TurboOCI targets) this stack reads file data from, with their read counters.</summary>
+    public IReadOnlyList<CountingBlockSource> TargetBlobs => _owned.OfType<CountingBlockSource>().ToList();
+
     public override long Size => _top.Size;
 
     public override bool CanWrite => _top.CanWrite;
@@ -118,7 +121,7 @@ public sealed class ImageStack : BlockSource
     /// <summary>The uncompressed tar a warp layer's tag-1 entries point into: the blob itself, or its gzip view.</summary>
     private static BlockSource OpenTarget(string targetFile, string gzipIndex, string spanDigests, List<IDisposable> owned)
     {
-        var blob = FileBlockSource.OpenRead(targetFile);
+        var blob = new CountingBlockSource(FileBlockSource.OpenRead(targetFile), ownsInner: true);
         owned.Add(blob);
         if (gzipIndex.Length == 0)
         {

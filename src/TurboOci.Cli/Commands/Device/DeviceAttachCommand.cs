@@ -11,8 +11,11 @@ namespace TurboOci.Cli.Commands.Device;
 [Verb("attach", HelpText = "Serve a raw disk image as a block device, in the foreground until Ctrl-C or SIGTERM; prints the device path or NBD URI when ready.")]
 public sealed class DeviceAttachCommand : ICommand
 {
-    [Option("image", Required = true, HelpText = "The raw disk image to serve (for example an ext4 image made by mke2fs).")]
-    public string Image { get; set; } = string.Empty;
+    [Option("image", SetName = "image", Required = true, HelpText = "The raw disk image to serve (for example an ext4 image made by mke2fs).")]
+    public string? Image { get; set; }
+
+    [Option("config", SetName = "config", Required = true, HelpText = "An overlaybd config.v1.json (as written by 'turbooci index'): serve its layer stack, reading TurboOCI layers lazily from their original blobs.")]
+    public string? Config { get; set; }
 
     [Option("frontend", Default = DeviceFrontend.Fuse, HelpText = "fuse: a file in a FUSE mount plus a loop device (works wherever FUSE and loop do); nbd: an NBD server.")]
     public DeviceFrontend Frontend { get; set; } = DeviceFrontend.Fuse;
@@ -48,7 +51,7 @@ public sealed class DeviceAttachCommand : ICommand
     {
         using var stop = DeviceCommandSupport.StopOnSignals(cancellationToken, out var signals);
         using var _ = signals;
-        await using var source = DeviceCommandSupport.OpenSource(Image, ReadWrite);
+        await using var source = DeviceCommandSupport.OpenSource(Image, Config, ReadWrite);
         if (Frontend == DeviceFrontend.Nbd)
         {
             await ServeNbdAsync(source, stop.Token).ConfigureAwait(false);
@@ -59,6 +62,7 @@ public sealed class DeviceAttachCommand : ICommand
         }
 
         source.Flush();
+        DeviceCommandSupport.ReportBlobReads(source);
         return ExitCodes.Success;
     }
 
