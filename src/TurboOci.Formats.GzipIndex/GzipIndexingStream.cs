@@ -21,7 +21,7 @@ namespace TurboOci.Formats.GzipIndex;
 /// header flag bit 0 is set. An overlaybd reader then never returns bytes of the wrong member: any
 /// read starts from an entry of its own member and stops short at that member's end.
 /// </remarks>
-public sealed class GzipIndexingStream : Stream
+public sealed class GzipIndexingStream : ReadOnlyForwardStream
 {
     private const int InputChunk = GzipIndexHeader.WindowSize;
     private const string GzipFormat = "gzip";
@@ -104,21 +104,11 @@ public sealed class GzipIndexingStream : Stream
     /// <summary>Uncompressed bytes handed out so far.</summary>
     public long UncompressedPosition => _ttout;
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
     public override long Position
     {
         get => _ttout;
         set => throw new NotSupportedException();
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -206,16 +196,6 @@ public sealed class GzipIndexingStream : Stream
         _result = WriteIndex(trailing);
         return _result;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

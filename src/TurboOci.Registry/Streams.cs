@@ -1,3 +1,5 @@
+using TurboOci.Storage;
+
 namespace TurboOci.Registry;
 
 /// <summary>A memory stream that refuses to grow past a limit, so a hostile server cannot exhaust memory.</summary>
@@ -37,16 +39,10 @@ internal sealed class BoundedMemoryStream(int maxBytes, string what) : MemoryStr
 }
 
 /// <summary>The next <c>length</c> bytes of a stream, which it owns: one chunk of an upload.</summary>
-internal sealed class BoundedReadStream(Stream inner, long length) : Stream
+internal sealed class BoundedReadStream(Stream inner, long length) : ReadOnlyForwardStream
 {
     private readonly long _length = length;
     private long _remaining = length;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
 
     public override long Length => _length;
 
@@ -55,8 +51,6 @@ internal sealed class BoundedReadStream(Stream inner, long length) : Stream
         get => _length - _remaining;
         set => throw new NotSupportedException();
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -84,16 +78,6 @@ internal sealed class BoundedReadStream(Stream inner, long length) : Stream
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

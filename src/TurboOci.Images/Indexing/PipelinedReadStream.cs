@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using TurboOci.Storage;
 
 namespace TurboOci.Images.Indexing;
 

@@ -1,7 +1,10 @@
-namespace TurboOci.Images.Indexing;
+namespace TurboOci.Storage;
 
-/// <summary>The boilerplate of a stream that is only read, front to back: everything but <see cref="Read(Span{byte})"/>.</summary>
-internal abstract class ReadOnlyForwardStream : Stream
+/// <summary>
+/// The boilerplate of a stream that is only read, front to back (an inflating stream, a bounded HTTP body,
+/// a tar entry's data): everything but <see cref="Read(Span{byte})"/>.
+/// </summary>
+public abstract class ReadOnlyForwardStream : Stream
 {
     public override bool CanRead => true;
 
