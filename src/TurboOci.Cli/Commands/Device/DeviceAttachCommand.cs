@@ -8,7 +8,7 @@ namespace TurboOci.Cli.Commands.Device;
 
 /// <summary><c>turbooci device attach --image RAW [--frontend fuse|nbd] [--rw] ...</c>: serves in the foreground until stopped.</summary>
 [VerbGroup("device", DeviceCommandSupport.GroupHelp)]
-[Verb("attach", HelpText = "Serve a raw disk image as a block device, in the foreground until Ctrl-C or SIGTERM; prints the device path or NBD URI when ready.")]
+[Verb("attach", HelpText = "Serve a raw disk image (--image) or a config.v1.json layer stack (--config) as a block device, in the foreground until Ctrl-C or SIGTERM; prints the device path or NBD URI when ready.")]
 public sealed class DeviceAttachCommand : ICommand
 {
     [Option("image", SetName = "image", Required = true, HelpText = "The raw disk image to serve (for example an ext4 image made by mke2fs).")]

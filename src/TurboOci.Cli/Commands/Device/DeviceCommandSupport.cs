@@ -16,7 +16,7 @@ public enum DeviceFrontend
 
 internal static class DeviceCommandSupport
 {
-    public const string GroupHelp = "Serve disk images as block devices: a FUSE-exported file with a loop device, or an NBD export.";
+    public const string GroupHelp = "Serve disk images and layer stacks as block devices: a FUSE-exported file with a loop device, or an NBD export.";
 
     /// <summary>
     /// The block source behind a device: a raw image file, or the layer stack of a config.v1.json. The
