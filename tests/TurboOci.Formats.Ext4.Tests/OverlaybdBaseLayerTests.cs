@@ -1,4 +1,3 @@
-using System.Formats.Tar;
 using System.IO.Compression;
 using TurboOci.Formats.Ext4.Oci;
 using TurboOci.Formats.Ext4.OnDisk;
@@ -29,11 +28,7 @@ public class OverlaybdBaseLayerTests
     {
         using var work = new TempDir();
         var basePath = work.File("ext4_64");
-        using (var gz = new GZipStream(File.OpenRead(RepoPaths.Fixture("overlaybd-reference", "base", "ext4_64.tar.gz")), CompressionMode.Decompress))
-        using (var reader = new TarReader(gz))
-        {
-            reader.GetNextEntry()!.ExtractToFile(basePath, overwrite: true);
-        }
+        ReferenceFixtures.ExtractBaseLayer(basePath);
 
         var layerTar = new MemoryStream();
         using (var gz = new GZipStream(File.OpenRead(RepoPaths.Fixture("overlaybd-reference", "inputs", "layer.tar.gz")), CompressionMode.Decompress))

@@ -1,5 +1,3 @@
-using System.Formats.Tar;
-using System.IO.Compression;
 using System.Security.Cryptography;
 using TurboOci.Formats.ZFile;
 using TurboOci.Storage;
@@ -13,22 +11,7 @@ namespace TurboOci.Formats.Lsmt.Tests;
 /// </summary>
 public sealed class BaseLayerTests
 {
-    private static string ExtractBaseLayer(TempDir temp)
-    {
-        using var gzip = new GZipStream(File.OpenRead(RepoPaths.Fixture("overlaybd-reference", "base", "ext4_64.tar.gz")), CompressionMode.Decompress);
-        using var tar = new TarReader(gzip);
-        while (tar.GetNextEntry() is { } entry)
-        {
-            if (entry.Name.TrimStart('.', '/') == "ext4_64")
-            {
-                var path = temp.File("ext4_64");
-                entry.ExtractToFile(path, overwrite: false);
-                return path;
-            }
-        }
-
-        throw new InvalidDataException("ext4_64.tar.gz holds no ext4_64 member");
-    }
+    private static string ExtractBaseLayer(TempDir temp) => ReferenceFixtures.ExtractBaseLayer(temp.File("ext4_64"));
 
     [Fact]
     public void The_stock_base_layer_exports_to_an_ext4_disk_that_fsck_debugfs_and_the_kernel_accept()

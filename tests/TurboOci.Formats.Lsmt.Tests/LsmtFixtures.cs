@@ -17,20 +17,7 @@ internal static class LsmtFixtures
     public static byte[] Bytes(string name) => File.ReadAllBytes(Path(name));
 
     /// <summary>SHA-256 (lower-case hex) of a whole block source, read in 4 MiB pieces.</summary>
-    public static string Sha256(BlockSource source)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[4 << 20];
-        for (long position = 0; position < source.Size;)
-        {
-            var chunk = (int)Math.Min(buffer.Length, source.Size - position);
-            source.ReadExactlyAt(position, buffer.AsSpan(0, chunk));
-            hash.AppendData(buffer, 0, chunk);
-            position += chunk;
-        }
-
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
-    }
+    public static string Sha256(BlockSource source) => ReferenceFixtures.Sha256Of(source);
 
     public static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 

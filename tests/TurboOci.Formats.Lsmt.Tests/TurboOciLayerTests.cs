@@ -1,5 +1,4 @@
 using System.Formats.Tar;
-using System.IO.Compression;
 using TurboOci.Storage;
 using TurboOci.Testing;
 
@@ -11,36 +10,12 @@ namespace TurboOci.Formats.Lsmt.Tests;
 /// </summary>
 public sealed class TurboOciLayerTests
 {
-    private static string Extract(string gzipPath, TempDir temp, string name, bool untarMember)
-    {
-        var path = temp.File(name);
-        using var gzip = new GZipStream(File.OpenRead(gzipPath), CompressionMode.Decompress);
-        if (!untarMember)
-        {
-            using var output = File.Create(path);
-            gzip.CopyTo(output);
-            return path;
-        }
-
-        using var tar = new TarReader(gzip);
-        while (tar.GetNextEntry() is { } entry)
-        {
-            if (entry.Name.TrimStart('.', '/') == name)
-            {
-                entry.ExtractToFile(path, overwrite: false);
-                return path;
-            }
-        }
-
-        throw new InvalidDataException($"{gzipPath} has no member {name}");
-    }
-
     [Fact]
     public void Overlaybd_fs_meta_over_the_base_layer_reads_the_tar_members_through_the_target()
     {
         using var temp = new TempDir();
-        var baseLayer = Extract(RepoPaths.Fixture("overlaybd-reference", "base", "ext4_64.tar.gz"), temp, "ext4_64", untarMember: true);
-        var tarPath = Extract(RepoPaths.Fixture("overlaybd-reference", "inputs", "layer.tar.gz"), temp, "layer.tar", untarMember: false);
+        var baseLayer = ReferenceFixtures.ExtractBaseLayer(temp.File("ext4_64"));
+        var tarPath = ReferenceFixtures.Gunzip(RepoPaths.Fixture("overlaybd-reference", "inputs", "layer.tar.gz"), temp.File("layer.tar"));
 
         using var target = FileBlockSource.OpenRead(tarPath);
         using var lower = LayerBlob.OpenFile(baseLayer);

@@ -1,6 +1,4 @@
 using System.Security.Cryptography;
-using ICSharpCode.SharpZipLib.GZip;
-using ICSharpCode.SharpZipLib.Tar;
 using TurboOci.Storage;
 using TurboOci.Testing;
 
@@ -26,28 +24,13 @@ internal static class Fixtures
 
     private static readonly Lazy<byte[]> s_input = new(() => File.ReadAllBytes(RepoPaths.Fixture("overlaybd-reference", "inputs", "zfile-input.bin")));
 
-    private static readonly Lazy<byte[]> s_baseLayer = new(ExtractBaseLayer);
-
     /// <summary>The ZFile <c>ext4_64</c> inside base/ext4_64.tar.gz (4.7 MB).</summary>
-    public static byte[] BaseLayer => s_baseLayer.Value;
+    public static byte[] BaseLayer => ReferenceFixtures.BaseLayerBytes;
 
     public static string Sha256(ReadOnlySpan<byte> data) => Convert.ToHexStringLower(SHA256.HashData(data));
 
     /// <summary>Reads a whole source through odd-sized reads and hashes it, without holding it in memory.</summary>
-    public static string Sha256Of(BlockSource source, int chunk = 1 << 20)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[chunk];
-        for (var offset = 0L; offset < source.Size;)
-        {
-            var read = source.ReadAt(offset, buffer);
-            Assert.True(read > 0, $"short read at {offset} of {source.Size}");
-            hash.AppendData(buffer, 0, read);
-            offset += read;
-        }
-
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
-    }
+    public static string Sha256Of(BlockSource source, int chunk = 1 << 20) => ReferenceFixtures.Sha256Of(source, chunk);
 
     public static byte[] ReadAll(BlockSource source)
     {
@@ -95,23 +78,5 @@ internal static class Fixtures
         }
 
         return data;
-    }
-
-    private static byte[] ExtractBaseLayer()
-    {
-        using var file = File.OpenRead(Reference("base", "ext4_64.tar.gz"));
-        using var gzip = new GZipInputStream(file);
-        using var tar = new TarInputStream(gzip, System.Text.Encoding.UTF8);
-        while (tar.GetNextEntry() is { } entry)
-        {
-            if (entry.Name.EndsWith("ext4_64", StringComparison.Ordinal))
-            {
-                using var buffer = new MemoryStream();
-                tar.CopyEntryContents(buffer);
-                return buffer.ToArray();
-            }
-        }
-
-        throw new InvalidDataException("ext4_64 not found in base/ext4_64.tar.gz");
     }
 }
