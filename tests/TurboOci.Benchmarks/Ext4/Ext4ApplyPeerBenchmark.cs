@@ -24,9 +24,9 @@ public sealed class Ext4ApplyPeerBenchmark : IPeerBenchmark
 
     public int Run(string[] args)
     {
-        var sizeMiB = Option(args, "--size", 256);
-        var files = Option(args, "--files", 30_000);
-        var work = OptionText(args, "--work") ?? Path.Combine(Path.GetTempPath(), "turbooci-bench-ext4");
+        var sizeMiB = BenchArgs.Int(args, "--size", 256);
+        var files = BenchArgs.Int(args, "--files", 30_000);
+        var work = BenchArgs.Text(args, "--work") ?? Path.Combine(Path.GetTempPath(), "turbooci-bench-ext4");
         Directory.CreateDirectory(work);
         var tarPath = Path.Combine(work, "layer.tar");
         var (entries, bytes) = WriteLayer(tarPath, files, (long)sizeMiB << 20);
@@ -153,18 +153,6 @@ public sealed class Ext4ApplyPeerBenchmark : IPeerBenchmark
         }
 
         return (process.ExitCode, output);
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-    }
-
-    private static string? OptionText(string[] args, string name)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 
     private sealed class DiscardingMapper : IFileDataMapper

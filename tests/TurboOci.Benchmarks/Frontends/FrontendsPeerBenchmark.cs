@@ -28,10 +28,10 @@ public sealed class FrontendsPeerBenchmark : IPeerBenchmark
 
     public int Run(string[] args)
     {
-        var sizeMiB = Option(args, "--size", 512);
-        var runtime = Option(args, "--runtime", 3);
-        var runs = Option(args, "--runs", 3);
-        var work = OptionText(args, "--work") ?? Path.Combine(Path.GetTempPath(), "turbooci-bench-frontends");
+        var sizeMiB = BenchArgs.Int(args, "--size", 512);
+        var runtime = BenchArgs.Int(args, "--runtime", 3);
+        var runs = BenchArgs.Int(args, "--runs", 3);
+        var work = BenchArgs.Text(args, "--work") ?? Path.Combine(Path.GetTempPath(), "turbooci-bench-frontends");
         Directory.CreateDirectory(work);
         var image = Path.Combine(work, $"raw-{sizeMiB}m.img");
         if (!File.Exists(image) || new FileInfo(image).Length != sizeMiB * (1L << 20))
@@ -207,17 +207,5 @@ public sealed class FrontendsPeerBenchmark : IPeerBenchmark
         var output = process.StandardOutput.ReadToEnd().Trim();
         process.WaitForExit();
         return output;
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var value = OptionText(args, name);
-        return value is null ? fallback : int.Parse(value, CultureInfo.InvariantCulture);
-    }
-
-    private static string? OptionText(string[] args, string name)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 }

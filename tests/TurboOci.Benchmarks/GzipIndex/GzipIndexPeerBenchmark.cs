@@ -29,11 +29,11 @@ public sealed class GzipIndexPeerBenchmark : IPeerBenchmark
 
     public int Run(string[] args)
     {
-        var runs = Option(args, "--runs", 3);
-        var reads = Option(args, "--reads", 300);
-        var work = OptionText(args, "--work") ?? Path.Combine(FindRoot(), ".cache", "bench", "gzindex");
+        var runs = BenchArgs.Int(args, "--runs", 3);
+        var reads = BenchArgs.Int(args, "--reads", 300);
+        var work = BenchArgs.Text(args, "--work") ?? Path.Combine(FindRoot(), ".cache", "bench", "gzindex");
         Directory.CreateDirectory(work);
-        var data = OptionText(args, "--data") ?? DefaultLayer(work);
+        var data = BenchArgs.Text(args, "--data") ?? DefaultLayer(work);
         Console.WriteLine($"{Environment.ProcessorCount} cores; zlib {SystemZlib.Version}; {Tool("pigz", "--version")}; best of {runs} runs; {reads} random reads per cell");
         Console.WriteLine();
         var allMet = args.Contains("--synthetic-only") || MeasureLayer("main layer", data, work, runs, reads, fullReport: true);
@@ -336,14 +336,5 @@ public sealed class GzipIndexPeerBenchmark : IPeerBenchmark
         }
 
         return Environment.CurrentDirectory;
-    }
-
-    private static int Option(string[] args, string name, int fallback) =>
-        OptionText(args, name) is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
-
-    private static string? OptionText(string[] args, string name)
-    {
-        var at = Array.IndexOf(args, name);
-        return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
     }
 }

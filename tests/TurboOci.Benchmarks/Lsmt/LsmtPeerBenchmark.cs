@@ -28,10 +28,10 @@ public sealed class LsmtPeerBenchmark : IPeerBenchmark
 
     public int Run(string[] args)
     {
-        var sizeMiB = Option(args, "--size", 256);
-        var reads = Option(args, "--reads", 200_000);
-        var queries = Option(args, "--queries", 4_000_000);
-        var work = OptionText(args, "--work") ?? Path.Combine(Path.GetTempPath(), "turbooci-bench-lsmt");
+        var sizeMiB = BenchArgs.Int(args, "--size", 256);
+        var reads = BenchArgs.Int(args, "--reads", 200_000);
+        var queries = BenchArgs.Int(args, "--queries", 4_000_000);
+        var work = BenchArgs.Text(args, "--work") ?? Path.Combine(Path.GetTempPath(), "turbooci-bench-lsmt");
         Directory.CreateDirectory(work);
         Console.WriteLine($"{Environment.ProcessorCount} cores, .NET {Environment.Version}");
         Console.WriteLine();
@@ -233,17 +233,5 @@ public sealed class LsmtPeerBenchmark : IPeerBenchmark
         using var image = FileBlockSource.OpenReadWrite(raw, stack.Size);
         BlockExtents.CopyData(stack, image);
         Directory.Delete(scratch, recursive: true);
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-    }
-
-    private static string? OptionText(string[] args, string name)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 }

@@ -27,34 +27,37 @@ public sealed class ZFileDecodePeerBenchmark : IPeerBenchmark
 
     public int Run(string[] args)
     {
-        if (OptionText(args, "--decode") is { } only)
+        if (BenchArgs.Text(args, "--decode") is { } only)
         {
             // Child mode: one decode in a fresh process, so it is timed exactly like the tools.
-            for (var i = Option(args, "--repeat", 1); i > 0; i--)
+            for (var i = BenchArgs.Int(args, "--repeat", 1); i > 0; i--)
             {
-                DecodeZFile(only, Option(args, "--threads", Environment.ProcessorCount));
+                DecodeZFile(only, BenchArgs.Int(args, "--threads", Environment.ProcessorCount));
             }
 
             return 0;
         }
 
-        var sizeMiB = Option(args, "--size", 256);
-        var runs = Option(args, "--runs", 5);
-        var work = OptionText(args, "--work") ?? Path.Combine(Path.GetTempPath(), "turbooci-bench-zfile");
+        var sizeMiB = BenchArgs.Int(args, "--size", 256);
+        var runs = BenchArgs.Int(args, "--runs", 5);
+        var work = BenchArgs.Text(args, "--work") ?? Path.Combine(Path.GetTempPath(), "turbooci-bench-zfile");
         Directory.CreateDirectory(work);
-        var data = OptionText(args, "--data") ?? BuildCorpus(Path.Combine(work, $"corpus-{sizeMiB}m.bin"), sizeMiB * (1L << 20));
+        var data = BenchArgs.Text(args, "--data") ?? BuildCorpus(Path.Combine(work, $"corpus-{sizeMiB}m.bin"), sizeMiB * (1L << 20));
         var length = new FileInfo(data).Length;
         Console.WriteLine($"data: {data}, {length / 1e6:0.0} MB; best of {runs} runs; {Environment.ProcessorCount} cores; {Tool("lz4", "--version")}; {Tool("zstd", "--version")}");
 
-        var lz4ZFile = Path.Combine(work, "data.lz4-4k.zfile");
-        var zstdZFile = Path.Combine(work, "data.zstd-64k.zfile");
+        // Derived files are cached, so they are named after the data they were made from: a run with
+        // another --size or --data must never compare our decode of one corpus with a peer's of another.
+        var stem = Path.Combine(work, Path.GetFileNameWithoutExtension(data));
+        var lz4ZFile = stem + ".lz4-4k.zfile";
+        var zstdZFile = stem + ".zstd-64k.zfile";
         Compress(data, lz4ZFile, new ZFileWriterOptions { Algorithm = ZFileAlgorithm.Lz4, BlockSize = 4096 });
         Compress(data, zstdZFile, new ZFileWriterOptions { Algorithm = ZFileAlgorithm.Zstd, BlockSize = 65536 });
-        var lz4Frame = Path.Combine(work, "data.B4096.lz4");
+        var lz4Frame = stem + ".B4096.lz4";
         RunTool("lz4", "-q", "-f", "-B4096", data, lz4Frame);
-        var zstdFrames = Path.Combine(work, "data.zfile-frames.zst");
+        var zstdFrames = stem + ".zfile-frames.zst";
         ExtractZstdFrames(zstdZFile, zstdFrames);
-        var zstdOwn = Path.Combine(work, "data.zstd3.zst");
+        var zstdOwn = stem + ".zstd3.zst";
         RunTool("zstd", "-q", "-f", "-3", "--single-thread", data, "-o", zstdOwn);
 
         Console.WriteLine();
@@ -292,17 +295,5 @@ public sealed class ZFileDecodePeerBenchmark : IPeerBenchmark
         var text = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
         process.WaitForExit();
         return text.Trim().Trim('*').Trim().Split(',')[0];
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var text = OptionText(args, name);
-        return text is null ? fallback : int.Parse(text, CultureInfo.InvariantCulture);
-    }
-
-    private static string? OptionText(string[] args, string name)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 }
