@@ -17,6 +17,13 @@ public sealed record GzipIndexOptions
     /// <summary>Store windows and entries as zlib streams (algo 1, overlaybd's default) or raw (algo 0).</summary>
     public bool CompressWindows { get; init; } = true;
 
+    /// <summary>
+    /// Zero the window bytes that the deflate data after each point never reads (our extension, off by default):
+    /// windows then compress several times smaller, and any reader, overlaybd's included, inflates exactly the
+    /// same bytes from them. The file is no longer overlaybd's byte for byte; the header is unchanged.
+    /// </summary>
+    public bool SparseWindows { get; init; }
+
     /// <summary>Also compute <see cref="GzipSpanDigests"/> (SHA-256 of each span's compressed bytes, CRC-32 of its output).</summary>
     public bool SpanDigests { get; init; }
 

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Hashing;
 using System.Security.Cryptography;
 using TurboOci.Storage;
@@ -29,7 +30,11 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     private readonly Stream _compressed;
     private readonly Stream _indexOutput;
     private readonly bool _leaveOpen;
-    private readonly IRawInflater _inflater;
+    private IRawInflater? _inflater;
+    private bool _rawMembers;
+    private uint _memberStartCrc;
+    private long _memberStartOut;
+    private readonly IInflaterFactory _inflaters;
     private readonly IZlibBlockCodec _codec;
     private readonly GzipIndexOptions _options;
     private readonly long _indexOrigin;
@@ -40,13 +45,13 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     private bool _inputEof;
     private long _totalRead;
 
-    private readonly byte[] _ring = new byte[GzipIndexHeader.WindowSize];
-    private int _ringPos;
+    /// <summary>The 32 KiB of output before the current <see cref="Read(Span{byte})"/> call (zeros before the stream's start).</summary>
+    private readonly byte[] _history = new byte[GzipIndexHeader.WindowSize];
     private readonly Crc32 _crc = new();
 
     private long _ttin;
     private long _ttout;
-    private State _state = State.InMember;
+    private State _state = State.Start;
     private bool _memberStartPending;
     private int _members;
 
@@ -56,12 +61,18 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     private bool _lastValid;
 
     private readonly List<GzipIndexEntry> _entries = [];
-    private readonly List<GzipSpanRecord> _spans = [];
+    private readonly List<(Task<byte[]> Sha256, uint Crc, bool StartsMember)> _spans = [];
+    private int _spansHashed;
+    private const int MaxSpanHashesInFlight = 32;
     private uint _entryPrefixCrc;
     private bool _entryStartsMember;
     private readonly RetainedBytes? _retained;
-    private readonly Queue<(int EntryIndex, Task<(byte[] Buffer, int Length)> Compressed)> _pendingWindows = new();
-    private const int MaxWindowsInFlight = 8;
+    private readonly Queue<PendingWindow> _pendingWindows = new();
+    private readonly List<PendingWindow> _capturing = [];
+    private const int MaxWindowsInFlight = 32;
+
+    /// <summary>Compressed bytes kept per point for the sparse-window analysis: far more than 32 KiB of output ever needs.</summary>
+    private const int MaxCapture = 256 * 1024;
     private long _windowPosition = GzipIndexHeader.Size;
     private GzipIndexBuildResult? _result;
 
@@ -85,15 +96,18 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         _indexOutput = indexOutput;
         _leaveOpen = leaveOpen;
         _codec = codec;
-        _inflater = inflaters.Create(InflateWrapper.GzipOrZlib);
-        _retained = _options.SpanDigests ? new RetainedBytes() : null;
+        _inflaters = inflaters;
+        _retained = _options.SpanDigests || _options.SparseWindows ? new RetainedBytes() : null;
         _indexOrigin = indexOutput.Position;
         indexOutput.Write(new byte[GzipIndexHeader.Size]);
     }
 
     private enum State
     {
+        Start,
+        Header,
         InMember,
+        Trailer,
         BetweenMembers,
         Finished,
     }
@@ -117,7 +131,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         {
             if (_inPos == _inEnd && !Fill(1))
             {
-                if (_state == State.InMember)
+                if (_state is State.InMember or State.Header or State.Trailer)
                 {
                     TurboOciFormatException.Throw(GzipFormat, "deflate stream", _totalRead,
                         "the gzip stream ends before its final block and trailer: truncated");
@@ -127,17 +141,27 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
                 break;
             }
 
-            if (_state == State.BetweenMembers)
+            switch (_state)
             {
-                StartNextMemberOrFinish();
-                continue;
+                case State.Start:
+                    ChooseInflater();
+                    continue;
+                case State.Header:
+                    ReadMemberHeader(buffer[..total]);
+                    continue;
+                case State.Trailer:
+                    CheckMemberTrailer();
+                    continue;
+                case State.BetweenMembers:
+                    StartNextMemberOrFinish();
+                    continue;
             }
 
             var output = buffer[total..];
             InflateResult result;
             try
             {
-                result = _inflater.Inflate(_input.AsSpan(_inPos, _inEnd - _inPos), output, InflateFlush.Block);
+                result = _inflater!.Inflate(_input.AsSpan(_inPos, _inEnd - _inPos), output, InflateFlush.Block);
             }
             catch (InvalidDataException e)
             {
@@ -148,8 +172,19 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             _ttin += result.Consumed;
             Produced(output[..result.Produced]);
             total += result.Produced;
+            if (_capturing.Count > 0)
+            {
+                LaunchCapturedWindows(memberEnded: result.Status == InflateStatus.StreamEnd);
+            }
+
             if (result.Status == InflateStatus.StreamEnd)
             {
+                if (_rawMembers)
+                {
+                    _state = State.Trailer;
+                    continue;
+                }
+
                 _members++;
                 _state = State.BetweenMembers;
                 continue;
@@ -157,7 +192,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
 
             if (result.AtBlockBoundary && !result.InLastBlock)
             {
-                Offer(result.PendingBits);
+                Offer(result.PendingBits, buffer[..total]);
             }
             else if (result.Consumed == 0 && result.Produced == 0 && result.Status == InflateStatus.NeedsMore && _inPos < _inEnd)
             {
@@ -165,6 +200,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             }
         }
 
+        Remember(buffer[..total]);
         return total;
     }
 
@@ -201,7 +237,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     {
         if (disposing)
         {
-            _inflater.Dispose();
+            _inflater?.Dispose();
             if (!_leaveOpen)
             {
                 _compressed.Dispose();
@@ -231,6 +267,11 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             }
 
             _retained?.Append(_input.AsSpan(_inEnd, read));
+            foreach (var capture in _capturing)
+            {
+                capture.Append(_input.AsSpan(_inEnd, read));
+            }
+
             _inEnd += read;
             _totalRead += read;
         }
@@ -245,14 +286,130 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         if (available >= 2 && _input[_inPos] == 0x1f && _input[_inPos + 1] == 0x8b)
         {
             // gzip -d and zlib's gzread go on to the next member; so do we (overlaybd stops).
-            _inflater.Reset();
+            _inflater!.Reset();
             _ttin = _totalRead - available;
             _memberStartPending = true;
-            _state = State.InMember;
+            _state = _rawMembers ? State.Header : State.InMember;
             return;
         }
 
         _state = State.Finished;
+    }
+
+    /// <summary>
+    /// A gzip blob is inflated as raw deflate between headers and trailers we parse and check ourselves:
+    /// zlib's gzip wrapper would compute a CRC-32 of every output byte on the inflating thread (a tenth of its
+    /// time), while we compute one anyway, faster, for the span digests. Anything else (a zlib stream) is left
+    /// to zlib's own wrapper detection.
+    /// </summary>
+    private void ChooseInflater()
+    {
+        Fill(2);
+        _rawMembers = _inEnd - _inPos >= 2 && _input[_inPos] == 0x1f && _input[_inPos + 1] == 0x8b;
+        _inflater = _inflaters.Create(_rawMembers ? InflateWrapper.Raw : InflateWrapper.GzipOrZlib);
+        _state = _rawMembers ? State.Header : State.InMember;
+    }
+
+    /// <summary>Parses a gzip member header (RFC 1952 §2.3) as zlib does, then offers the point after it (zlib's first <c>Z_BLOCK</c> stop).</summary>
+    private void ReadMemberHeader(ReadOnlySpan<byte> callOutput)
+    {
+        var start = _ttin;
+        var crc = new Crc32();
+        if (HeaderByte(crc) != 0x1f || HeaderByte(crc) != 0x8b)
+        {
+            TurboOciFormatException.Throw(GzipFormat, "header", start, "incorrect header check");
+        }
+
+        if (HeaderByte(crc) != 8)
+        {
+            TurboOciFormatException.Throw(GzipFormat, "header.CM", start + 2, "unknown compression method");
+        }
+
+        var flags = HeaderByte(crc);
+        if ((flags & 0xE0) != 0)
+        {
+            TurboOciFormatException.Throw(GzipFormat, "header.FLG", start + 3, "unknown header flags set");
+        }
+
+        for (var i = 0; i < 6; i++)
+        {
+            HeaderByte(crc); // MTIME, XFL, OS
+        }
+
+        if ((flags & 0x04) != 0)
+        {
+            var extra = HeaderByte(crc) | (HeaderByte(crc) << 8);
+            for (var i = 0; i < extra; i++)
+            {
+                HeaderByte(crc);
+            }
+        }
+
+        for (var field = 0x08; field <= 0x10; field <<= 1)
+        {
+            // FNAME, then FCOMMENT: zero-terminated.
+            if ((flags & field) != 0)
+            {
+                while (HeaderByte(crc) != 0)
+                {
+                }
+            }
+        }
+
+        if ((flags & 0x02) != 0)
+        {
+            var expected = (ushort)crc.GetCurrentHashAsUInt32();
+            if ((HeaderByte(crc) | (HeaderByte(crc) << 8)) != expected)
+            {
+                TurboOciFormatException.Throw(GzipFormat, "header.HCRC", _ttin - 2, "header crc mismatch");
+            }
+        }
+
+        _inflater!.Reset();
+        _memberStartCrc = _crc.GetCurrentHashAsUInt32();
+        _memberStartOut = _ttout;
+        _state = State.InMember;
+        Offer(0, callOutput);
+    }
+
+    private byte HeaderByte(Crc32 crc)
+    {
+        if (!Fill(1))
+        {
+            TurboOciFormatException.Throw(GzipFormat, "header", _ttin, "the gzip stream ends inside a member header: truncated");
+        }
+
+        var value = _input[_inPos++];
+        _ttin++;
+        crc.Append([value]);
+        return value;
+    }
+
+    /// <summary>Checks a member's trailer: the CRC-32 and length (mod 2^32) of its output.</summary>
+    private void CheckMemberTrailer()
+    {
+        Fill(8);
+        if (_inEnd - _inPos < 8)
+        {
+            TurboOciFormatException.Throw(GzipFormat, "trailer", _ttin, "the gzip stream ends inside a member trailer: truncated");
+        }
+
+        var trailer = _input.AsSpan(_inPos, 8);
+        var crc = Crc32Combine.Suffix(_crc.GetCurrentHashAsUInt32(), _memberStartCrc, _ttout - _memberStartOut);
+        if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(trailer) != crc)
+        {
+            TurboOciFormatException.Throw(GzipFormat, "trailer.CRC32", _ttin, "incorrect data check");
+        }
+
+        if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(trailer[4..]) != (uint)(_ttout - _memberStartOut))
+        {
+            TurboOciFormatException.Throw(GzipFormat, "trailer.ISIZE", _ttin + 4, "incorrect length check");
+        }
+
+        _inPos += 8;
+        _ttin += 8;
+        _members++;
+        _state = State.BetweenMembers;
     }
 
     private void Produced(ReadOnlySpan<byte> output)
@@ -263,35 +420,64 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         }
 
         _ttout += output.Length;
-        if (_retained is not null)
+        if (_options.SpanDigests || _rawMembers)
         {
             _crc.Append(output);
         }
 
-        if (output.Length >= _ring.Length)
+    }
+
+    /// <summary>
+    /// Windows are taken from the caller's buffer where the output still is (<paramref name="callOutput"/>: this
+    /// call's output so far, ending at the current position) and from <see cref="_history"/> before it, only for the
+    /// points that need one: copying every candidate's window, or every output byte into a ring, costs the
+    /// inflating thread several percent.
+    /// </summary>
+    private void CopyWindow(Candidate point, ReadOnlySpan<byte> callOutput, Span<byte> window)
+    {
+        if (point.HasWindow)
         {
-            output[^_ring.Length..].CopyTo(_ring);
-            _ringPos = 0;
+            point.Window.CopyTo(window);
             return;
         }
 
-        var first = Math.Min(output.Length, _ring.Length - _ringPos);
-        output[..first].CopyTo(_ring.AsSpan(_ringPos));
-        output[first..].CopyTo(_ring);
-        _ringPos = (_ringPos + output.Length) % _ring.Length;
+        var inCall = checked((int)(point.DePos - (_ttout - callOutput.Length)));
+        var fromCall = Math.Min(inCall, window.Length);
+        var fromHistory = window.Length - fromCall;
+        _history.AsSpan(_history.Length - fromHistory).CopyTo(window);
+        callOutput.Slice(inCall - fromCall, fromCall).CopyTo(window[fromHistory..]);
+    }
+
+    /// <summary>At the end of a call: the remembered candidate keeps its window, and the history moves on.</summary>
+    private void Remember(ReadOnlySpan<byte> callOutput)
+    {
+        if (_lastValid && !_last.HasWindow)
+        {
+            CopyWindow(_last, callOutput, _last.Window);
+            _last.HasWindow = true;
+        }
+
+        if (callOutput.Length >= _history.Length)
+        {
+            callOutput[^_history.Length..].CopyTo(_history);
+        }
+        else if (callOutput.Length > 0)
+        {
+            _history.AsSpan(callOutput.Length).CopyTo(_history);
+            callOutput.CopyTo(_history.AsSpan(_history.Length - callOutput.Length));
+        }
     }
 
     /// <summary>overlaybd's IndexFilterRecorder::record, decision for decision.</summary>
-    private void Offer(int bits)
+    private void Offer(int bits, ReadOnlySpan<byte> callOutput)
     {
         var candidate = _current;
         candidate.Bits = bits;
         candidate.EnPos = _ttin;
         candidate.DePos = _ttout;
-        candidate.PrefixCrc = _retained is null ? 0 : _crc.GetCurrentHashAsUInt32();
+        candidate.PrefixCrc = _options.SpanDigests ? _crc.GetCurrentHashAsUInt32() : 0;
         candidate.StartsMember = _memberStartPending || _entries.Count == 0;
-        _ring.AsSpan(_ringPos).CopyTo(candidate.Window);
-        _ring.AsSpan(0, _ringPos).CopyTo(candidate.Window.AsSpan(_ring.Length - _ringPos));
+        candidate.HasWindow = false;
 
         if (_memberStartPending)
         {
@@ -299,11 +485,11 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             _memberStartPending = false;
             if (_lastValid)
             {
-                Record(_last);
+                Record(_last, callOutput);
                 _lastValid = false;
             }
 
-            Record(candidate);
+            Record(candidate, callOutput);
             _expected = candidate.DePos + _options.Span;
             return;
         }
@@ -319,7 +505,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             if (_lastValid)
             {
                 _lastValid = false;
-                Record(_last);
+                Record(_last, callOutput);
             }
 
             KeepAsLast();
@@ -333,7 +519,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         if (candidate.DePos == _expected)
         {
             _lastValid = false;
-            Record(candidate);
+            Record(candidate, callOutput);
             _expected += _options.Span;
         }
     }
@@ -344,36 +530,75 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         _lastValid = true;
     }
 
-    private void Record(Candidate point)
+    private void Record(Candidate point, ReadOnlySpan<byte> callOutput)
     {
         // Compressing a 32 KiB window at level 6 costs about as much as inflating a MiB, so it runs on
         // another core while this thread inflates on; windows are written in order as they finish, and
         // their position and length are filled into the entry then. The bytes are the same as serially.
-        var window = point.Window.ToArray();
-        var compressed = _options.CompressWindows
-            ? Task.Run(() => CompressWindow(window))
-            : Task.FromResult((window, window.Length));
-        _pendingWindows.Enqueue((_entries.Count, compressed));
         var entry = new GzipIndexEntry(point.DePos, point.EnPos, WinPos: 0, (byte)point.Bits, WinLen: 0);
-
-        if (_retained is not null)
+        var window = new byte[GzipIndexHeader.WindowSize];
+        CopyWindow(point, callOutput, window);
+        var pending = new PendingWindow(_entries.Count, window, point.Bits, point.DePos + GzipIndexHeader.WindowSize);
+        _pendingWindows.Enqueue(pending);
+        if (_options.SparseWindows)
         {
-            if (_entries.Count > 0)
-            {
-                CloseSpan(entry.EnPos, point.DePos, point.PrefixCrc);
-            }
-
-            _retained.DropBefore(entry.ReadStart);
-            _entryPrefixCrc = point.PrefixCrc;
-            _entryStartsMember = point.StartsMember;
+            // The analysis needs the compressed bytes that produce the next 32 KiB: those read so far now,
+            // the rest as they are read; it starts once they are all there.
+            pending.Append(_retained!.Slice(entry.ReadStart, MaxCapture));
+            _capturing.Add(pending);
         }
+        else
+        {
+            Launch(pending);
+        }
+
+        if (_options.SpanDigests && _entries.Count > 0)
+        {
+            CloseSpan(entry.EnPos, point.DePos, point.PrefixCrc);
+        }
+
+        _retained?.DropBefore(entry.ReadStart);
+        _entryPrefixCrc = point.PrefixCrc;
+        _entryStartsMember = point.StartsMember;
 
         _entries.Add(entry);
         WriteFinishedWindows(waitForAll: false);
     }
 
-    private (byte[] Buffer, int Length) CompressWindow(byte[] window)
+    /// <summary>Starts the analysis of every captured window whose next 32 KiB of output (or its member's end) is read.</summary>
+    private void LaunchCapturedWindows(bool memberEnded)
     {
+        for (var i = 0; i < _capturing.Count; i++)
+        {
+            var pending = _capturing[i];
+            if (memberEnded || _ttout >= pending.OutputEnd || pending.CaptureFull)
+            {
+                _capturing.RemoveAt(i--);
+                Launch(pending);
+            }
+        }
+    }
+
+    private void Launch(PendingWindow pending)
+    {
+        pending.Result = _options.CompressWindows || _options.SparseWindows
+            ? Task.Run(() => CompressWindow(pending))
+            : Task.FromResult((pending.Window, pending.Window.Length));
+    }
+
+    private (byte[] Buffer, int Length) CompressWindow(PendingWindow pending)
+    {
+        var window = pending.Window;
+        if (_options.SparseWindows)
+        {
+            SparseWindow.Reduce(_inflaters, window, pending.Captured, pending.Bits);
+        }
+
+        if (!_options.CompressWindows)
+        {
+            return (window, window.Length);
+        }
+
         var buffer = new byte[_codec.CompressBound(window.Length)];
         return (buffer, _codec.Compress(window, buffer, _options.Level));
     }
@@ -382,11 +607,12 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     /// (or when too many are in flight, which bounds memory to a few windows).</summary>
     private void WriteFinishedWindows(bool waitForAll)
     {
-        while (_pendingWindows.TryPeek(out var head)
-            && (waitForAll || head.Compressed.IsCompleted || _pendingWindows.Count > MaxWindowsInFlight))
+        // A window still capturing its compressed bytes is never waited for: only this thread's reading completes it.
+        while (_pendingWindows.TryPeek(out var head) && head.Result is { } compressed
+            && (waitForAll || compressed.IsCompleted || _pendingWindows.Count > MaxWindowsInFlight))
         {
             _pendingWindows.Dequeue();
-            var (buffer, length) = head.Compressed.GetAwaiter().GetResult();
+            var (buffer, length) = compressed.GetAwaiter().GetResult();
             _indexOutput.Write(buffer, 0, length);
             _entries[head.EntryIndex] = _entries[head.EntryIndex] with { WinPos = _windowPosition, WinLen = (uint)length };
             _windowPosition += length;
@@ -396,10 +622,24 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     /// <summary>Finishes the digest of the span that began at the last recorded entry.</summary>
     private void CloseSpan(long compressedEnd, long uncompressedEnd, uint prefixCrcAtEnd)
     {
+        // Hashing the compressed span would cost the inflating thread a tenth of its time: it runs on another
+        // core over a copy (a few in flight at most, which bounds the memory held).
         var previous = _entries[^1];
-        var sha = _retained!.Hash(previous.ReadStart, compressedEnd);
+        var length = checked((int)(compressedEnd - previous.ReadStart));
+        var bytes = ArrayPool<byte>.Shared.Rent(length);
+        _retained!.CopyTo(previous.ReadStart, bytes.AsSpan(0, length));
+        var sha = Task.Run(() =>
+        {
+            var hash = SHA256.HashData(bytes.AsSpan(0, length));
+            ArrayPool<byte>.Shared.Return(bytes);
+            return hash;
+        });
         var crc = Crc32Combine.Suffix(prefixCrcAtEnd, _entryPrefixCrc, uncompressedEnd - previous.DePos);
-        _spans.Add(new GzipSpanRecord(sha, crc, _entryStartsMember));
+        _spans.Add((sha, crc, _entryStartsMember));
+        while (_spansHashed < _spans.Count && (_spans[_spansHashed].Sha256.IsCompleted || _spans.Count - _spansHashed > MaxSpanHashesInFlight))
+        {
+            _spans[_spansHashed++].Sha256.Wait();
+        }
     }
 
     private GzipIndexBuildResult WriteIndex(long trailing)
@@ -409,6 +649,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             TurboOciFormatException.Throw(GzipFormat, "header", 0, "no deflate data: not a gzip stream");
         }
 
+        LaunchCapturedWindows(memberEnded: true);
         WriteFinishedWindows(waitForAll: true);
 
         var entryArray = new byte[_entries.Count * GzipIndexHeader.EntrySize];
@@ -455,13 +696,48 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         _indexOutput.Flush();
 
         GzipSpanDigests? spans = null;
-        if (_retained is not null)
+        if (_options.SpanDigests)
         {
             CloseSpan(_totalRead, _ttout, _crc.GetCurrentHashAsUInt32());
-            spans = new GzipSpanDigests(_totalRead, _ttout, SHA256.HashData(entryArray), _spans.ToArray());
+            spans = new GzipSpanDigests(_totalRead, _ttout, SHA256.HashData(entryArray), _spans.Select(s => new GzipSpanRecord(s.Sha256.GetAwaiter().GetResult(), s.Crc, s.StartsMember)).ToArray());
         }
 
         return new GzipIndexBuildResult(header, _members, trailing, spans);
+    }
+
+    /// <summary>A recorded point's window on its way to the index file.</summary>
+    private sealed class PendingWindow(int entryIndex, byte[] window, int bits, long outputEnd)
+    {
+        private byte[] _captured = [];
+        private int _capturedLength;
+
+        public int EntryIndex { get; } = entryIndex;
+
+        public byte[] Window { get; } = window;
+
+        public int Bits { get; } = bits;
+
+        /// <summary>Uncompressed offset up to which the deflate data may still read this window.</summary>
+        public long OutputEnd { get; } = outputEnd;
+
+        /// <summary>The stored bytes, once started (sparse windows start when their compressed bytes are captured).</summary>
+        public Task<(byte[] Buffer, int Length)>? Result { get; set; }
+
+        public bool CaptureFull => _capturedLength == MaxCapture;
+
+        public ReadOnlySpan<byte> Captured => _captured.AsSpan(0, _capturedLength);
+
+        public void Append(ReadOnlySpan<byte> bytes)
+        {
+            var take = Math.Min(bytes.Length, MaxCapture - _capturedLength);
+            if (_capturedLength + take > _captured.Length)
+            {
+                Array.Resize(ref _captured, Math.Min(MaxCapture, Math.Max(_capturedLength + take, _captured.Length * 2)));
+            }
+
+            bytes[..take].CopyTo(_captured.AsSpan(_capturedLength));
+            _capturedLength += take;
+        }
     }
 
     private sealed class Candidate
@@ -471,6 +747,9 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         public int Bits;
         public uint PrefixCrc;
         public bool StartsMember;
+
+        /// <summary>Whether <see cref="Window"/> holds this point's window yet (taken only when the output moves on).</summary>
+        public bool HasWindow;
         public readonly byte[] Window = new byte[GzipIndexHeader.WindowSize];
     }
 }

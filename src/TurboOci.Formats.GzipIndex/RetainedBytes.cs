@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-
 namespace TurboOci.Formats.GzipIndex;
 
 /// <summary>
@@ -26,15 +24,27 @@ internal sealed class RetainedBytes
         _length += bytes.Length;
     }
 
-    /// <summary>SHA-256 of stream bytes [<paramref name="start"/>, <paramref name="end"/>), which must be retained.</summary>
-    public byte[] Hash(long start, long end)
+    /// <summary>Copies stream bytes from <paramref name="start"/> on, which must be retained, to fill <paramref name="destination"/>.</summary>
+    public void CopyTo(long start, Span<byte> destination)
     {
-        if (start < _base || end > End || end < start)
+        if (start < _base || start + destination.Length > End)
         {
-            throw new InvalidOperationException($"span [{start}, {end}) is not retained ([{_base}, {End}))");
+            throw new InvalidOperationException($"[{start}, {start + destination.Length}) is not retained ([{_base}, {End}))");
         }
 
-        return SHA256.HashData(_buffer.AsSpan((int)(start - _base), (int)(end - start)));
+        _buffer.AsSpan((int)(start - _base), destination.Length).CopyTo(destination);
+    }
+
+    /// <summary>Up to <paramref name="maxLength"/> retained bytes from stream offset <paramref name="start"/> on.</summary>
+    public ReadOnlySpan<byte> Slice(long start, int maxLength)
+    {
+        if (start < _base || start > End)
+        {
+            throw new InvalidOperationException($"offset {start} is not retained ([{_base}, {End}))");
+        }
+
+        var offset = (int)(start - _base);
+        return _buffer.AsSpan(offset, Math.Min(maxLength, _length - offset));
     }
 
     /// <summary>Forgets bytes before <paramref name="offset"/>.</summary>

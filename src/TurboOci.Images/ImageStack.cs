@@ -1,6 +1,7 @@
 using TurboOci.Formats.GzipIndex;
 using TurboOci.Formats.Lsmt;
 using TurboOci.Interop.Zlib;
+using TurboOci.Registry;
 using TurboOci.Storage;
 
 namespace TurboOci.Images;
@@ -10,7 +11,12 @@ namespace TurboOci.Images;
 /// TurboOCI warp layers whose tag-1 extents read the original blob, through its gzip index when it has one),
 /// with the optional writable upper on top. The stack owns every file and source it opened.
 /// </summary>
-/// <remarks>Local files only for now: a lower that names only a digest or a dir is refused.</remarks>
+/// <remarks>
+/// A lower's blob is the first local candidate that exists (<c>file</c>, then <c>dir</c>'s
+/// <c>overlaybd.commit</c>, <c>.commit</c>, <c>overlaybd.sealed</c>), else <c>repoBlobUrl</c> + <c>digest</c>
+/// read lazily through a <see cref="RegistryBlobStore"/>; a TurboOCI target is <c>targetFile</c>, else
+/// <c>targetDigest</c> from the registry, the same way.
+/// </remarks>
 public sealed class ImageStack : BlockSource
 {
     private readonly BlockSource _top;
@@ -33,12 +39,15 @@ public sealed class ImageStack : BlockSource
     /// Opens the stack. When the config names a <c>resultFile</c>, it is overwritten with <c>success</c> or
     /// <c>failed:&lt;reason&gt;</c> (no newline), as overlaybd does after creating a device.
     /// </summary>
-    public static ImageStack Open(ImageConfig config)
+    public static ImageStack Open(ImageConfig config) => Open(config, registry: null);
+
+    /// <summary>Opens the stack; lowers and targets that are not local are read from <paramref name="registry"/> (shared, not owned).</summary>
+    public static ImageStack Open(ImageConfig config, RegistryBlobStore? registry)
     {
         ArgumentNullException.ThrowIfNull(config);
         try
         {
-            var stack = OpenCore(config);
+            var stack = OpenCore(config, registry);
             WriteResult(config, "success");
             return stack;
         }
@@ -50,17 +59,21 @@ public sealed class ImageStack : BlockSource
     }
 
     /// <summary>Opens the lowers of <paramref name="config"/> only (the read-only part), as the indexer stacks new layers on them.</summary>
-    public static ImageStack OpenLowers(ImageConfig config) => OpenCore(config with { Upper = null });
+    public static ImageStack OpenLowers(ImageConfig config) => OpenLowers(config, registry: null);
 
-    private static ImageStack OpenCore(ImageConfig config)
+    /// <summary>As <see cref="OpenLowers(ImageConfig)"/>, with registry-backed lowers read from <paramref name="registry"/>.</summary>
+    public static ImageStack OpenLowers(ImageConfig config, RegistryBlobStore? registry) => OpenCore(config with { Upper = null }, registry);
+
+    private static ImageStack OpenCore(ImageConfig config, RegistryBlobStore? registry)
     {
+        var remote = new RemoteBlobs(config.RepoBlobUrl, registry);
         var owned = new List<IDisposable>();
         try
         {
             var layers = new List<MappedLayer>();
             foreach (var (lower, i) in config.Lowers.Select((l, i) => (l, i)))
             {
-                layers.Add(OpenLower(lower, i, owned));
+                layers.Add(OpenLower(lower, i, remote, owned));
             }
 
             if (config.AccelerationLayer && layers.Count > 0)
@@ -77,7 +90,7 @@ public sealed class ImageStack : BlockSource
                 BlockSource? target = null;
                 if (upper.Target.Length > 0)
                 {
-                    target = OpenTarget(upper.Target, upper.GzipIndex, spanDigests: "", owned);
+                    target = OpenTarget(OpenCounted(FileBlockSource.OpenRead(upper.Target), owned), upper.GzipIndex, spanDigests: "", owned);
                 }
 
                 var writable = target is null
@@ -96,33 +109,60 @@ public sealed class ImageStack : BlockSource
         }
     }
 
-    private static CommittedLayer OpenLower(LowerLayer lower, int position, List<IDisposable> owned)
+    private static CommittedLayer OpenLower(LowerLayer lower, int position, RemoteBlobs remote, List<IDisposable> owned)
     {
-        if (lower.File.Length == 0)
-        {
-            throw new NotSupportedException($"lowers[{position}] has no local file (dir/digest-only layers need the registry, not supported here yet)");
-        }
-
         BlockSource? target = null;
         if (lower.TargetFile.Length > 0)
         {
-            target = OpenTarget(lower.TargetFile, lower.GzipIndex, lower.SpanDigests, owned);
+            target = OpenTarget(OpenCounted(FileBlockSource.OpenRead(lower.TargetFile), owned), lower.GzipIndex, lower.SpanDigests, owned);
         }
         else if (lower.TargetDigest.Length > 0)
         {
-            throw new NotSupportedException($"lowers[{position}] names its target only by digest (remote targets are not supported here yet)");
+            var blob = remote.Open($"lowers[{position}].targetDigest", lower.TargetDigest, size: 0);
+            target = OpenTarget(OpenCounted(blob, owned), lower.GzipIndex, lower.SpanDigests, owned);
         }
 
-        var layer = LayerBlob.OpenFile(lower.File, target);
+        CommittedLayer layer;
+        if (LocalCandidate(lower) is { } path)
+        {
+            layer = LayerBlob.OpenFile(path, target);
+        }
+        else if (lower.Digest.Length > 0)
+        {
+            layer = LayerBlob.Open(remote.Open($"lowers[{position}].digest", lower.Digest, lower.Size), target, ownsBlob: true);
+        }
+        else
+        {
+            throw new ArgumentException($"lowers[{position}] has neither a local file nor a digest to fetch");
+        }
+
         owned.Add(layer);
         return layer;
     }
 
-    /// <summary>The uncompressed tar a warp layer's tag-1 entries point into: the blob itself, or its gzip view.</summary>
-    private static BlockSource OpenTarget(string targetFile, string gzipIndex, string spanDigests, List<IDisposable> owned)
+    /// <summary>
+    /// overlaybd's local candidates in order (formats doc §3.4): <c>file</c>, then the dir's commit files; the
+    /// first that exists. A named <c>file</c> that is missing with nothing to fetch instead is still returned,
+    /// so the error names it.
+    /// </summary>
+    private static string? LocalCandidate(LowerLayer lower)
     {
-        var blob = new CountingBlockSource(FileBlockSource.OpenRead(targetFile), ownsInner: true);
-        owned.Add(blob);
+        string[] dirCandidates = lower.Dir.Length == 0 ? [] : ["overlaybd.commit", ".commit", "overlaybd.sealed"];
+        var existing = new[] { lower.File }.Concat(dirCandidates.Select(name => Path.Combine(lower.Dir, name)))
+            .FirstOrDefault(path => path.Length > 0 && File.Exists(path));
+        return existing ?? (lower.File.Length > 0 && lower.Digest.Length == 0 ? lower.File : null);
+    }
+
+    private static CountingBlockSource OpenCounted(BlockSource blob, List<IDisposable> owned)
+    {
+        var counted = new CountingBlockSource(blob, ownsInner: true);
+        owned.Add(counted);
+        return counted;
+    }
+
+    /// <summary>The uncompressed tar a warp layer's tag-1 entries point into: the blob itself, or its gzip view.</summary>
+    private static BlockSource OpenTarget(CountingBlockSource blob, string gzipIndex, string spanDigests, List<IDisposable> owned)
+    {
         if (gzipIndex.Length == 0)
         {
             return blob;
@@ -143,6 +183,25 @@ public sealed class ImageStack : BlockSource
         var source = new GzipIndexedSource(blob, index, SystemZlib.Instance, digests);
         owned.Add(source);
         return source;
+    }
+
+    /// <summary>Blobs named by digest, fetched from the config's <c>repoBlobUrl</c> through the node's store.</summary>
+    private sealed class RemoteBlobs(string repoBlobUrl, RegistryBlobStore? store)
+    {
+        public BlockSource Open(string field, string digest, long size)
+        {
+            if (store is null)
+            {
+                throw new NotSupportedException($"{field} names a blob that is not local, and no registry store was given to fetch it");
+            }
+
+            if (repoBlobUrl.Length == 0)
+            {
+                throw new ArgumentException($"{field} must be fetched but the config has an empty repoBlobUrl");
+            }
+
+            return store.Open(repoBlobUrl, digest, size);
+        }
     }
 
     private static void WriteResult(ImageConfig config, string result)

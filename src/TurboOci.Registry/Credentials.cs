@@ -45,7 +45,7 @@ public sealed class DockerConfigCredentialProvider : ICredentialProvider
 
     private readonly Dictionary<string, RegistryCredential> _auths = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, string> _helpers = new(StringComparer.OrdinalIgnoreCase);
-    private readonly string? _store;
+    private string? _store;
     private readonly string? _helperDirectory;
 
     /// <param name="path">The config.json to read; a missing file means "no credentials".</param>
@@ -65,7 +65,24 @@ public sealed class DockerConfigCredentialProvider : ICredentialProvider
         }
 
         using var document = JsonDocument.Parse(File.ReadAllBytes(path));
-        var root = document.RootElement;
+        Load(document.RootElement, allowHelpers: true);
+    }
+
+    /// <summary>
+    /// Credentials from a parsed Docker-style document (overlaybd's credential servers answer one under
+    /// <c>data</c>): only <c>auths</c>, since a document from elsewhere must not choose programs for us to run.
+    /// </summary>
+    public DockerConfigCredentialProvider(JsonElement document, string origin)
+    {
+        Path = origin;
+        if (document.ValueKind == JsonValueKind.Object)
+        {
+            Load(document, allowHelpers: false);
+        }
+    }
+
+    private void Load(JsonElement root, bool allowHelpers)
+    {
         if (root.TryGetProperty("auths", out var auths) && auths.ValueKind == JsonValueKind.Object)
         {
             foreach (var entry in auths.EnumerateObject())
@@ -76,6 +93,11 @@ public sealed class DockerConfigCredentialProvider : ICredentialProvider
                     _auths[NormalizeKey(entry.Name)] = credential;
                 }
             }
+        }
+
+        if (!allowHelpers)
+        {
+            return;
         }
 
         if (root.TryGetProperty("credHelpers", out var helpers) && helpers.ValueKind == JsonValueKind.Object)

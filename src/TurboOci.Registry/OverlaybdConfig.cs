@@ -23,7 +23,23 @@ public sealed record OverlaybdConfig
     /// <summary>The miss refill unit in bytes: our fetch unit.</summary>
     public int RefillSize { get; init; } = 262144;
 
+    /// <summary>The credential file in <c>file</c> mode (<c>credentialConfig.path</c>, or the legacy <c>credentialFilePath</c>).</summary>
     public string CredentialFilePath { get; init; } = "/opt/overlaybd/cred.json";
+
+    /// <summary><c>file</c>, <c>http</c>, <c>https</c>, <c>uds</c>, or <c>none</c> (an unknown mode or an empty path means no credentials, as in overlaybd).</summary>
+    public string CredentialMode { get; init; } = "file";
+
+    /// <summary>For http/https/uds: the credential server (<c>host:port/path</c>, <c>https://...</c>, or a socket path).</summary>
+    public string CredentialServer { get; init; } = "";
+
+    public int CredentialTimeoutSeconds { get; init; } = 1;
+
+    /// <summary>For https: client certificate and key (PEM) for mTLS, and a CA file that replaces the system roots.</summary>
+    public string CredentialClientCertPath { get; init; } = "";
+
+    public string CredentialClientKeyPath { get; init; } = "";
+
+    public string CredentialServerCaPath { get; init; } = "";
 
     public bool P2pEnable { get; init; }
 
@@ -118,11 +134,7 @@ public sealed record OverlaybdConfig
                 throw new TurboOciFormatException(Format, "cacheConfig.cacheType", 0, $"'{config.CacheType}' is not file, ocf or download");
             }
 
-            var credentials = Object(root, "credentialConfig");
-            var credentialPath = credentials is { } cc && String(cc, "credentialConfig.mode", "mode") is "file"
-                ? String(cc, "credentialConfig.path", "path")
-                : null;
-            config = config with { CredentialFilePath = credentialPath ?? String(root, "credentialFilePath", "credentialFilePath") ?? config.CredentialFilePath };
+            config = ReadCredentialConfig(root, config);
 
             if (Object(root, "p2pConfig") is { } p2p)
             {
@@ -136,6 +148,52 @@ public sealed record OverlaybdConfig
             return config;
         }
     }
+
+    /// <summary>
+    /// <c>credentialConfig</c> as overlaybd reads it: an empty mode falls back to the legacy
+    /// <c>credentialFilePath</c> in file mode; a known mode with an empty path, or an unknown mode, means no credentials.
+    /// </summary>
+    private static OverlaybdConfig ReadCredentialConfig(JsonElement root, OverlaybdConfig config)
+    {
+        var legacyPath = String(root, "credentialFilePath", "credentialFilePath") ?? config.CredentialFilePath;
+        if (Object(root, "credentialConfig") is not { } cc || String(cc, "credentialConfig.mode", "mode") is not { Length: > 0 } mode)
+        {
+            return config with { CredentialMode = "file", CredentialFilePath = legacyPath };
+        }
+
+        var path = String(cc, "credentialConfig.path", "path") ?? "";
+        if (mode is not ("file" or "http" or "https" or "uds") || path.Length == 0)
+        {
+            return config with { CredentialMode = "none", CredentialFilePath = "" };
+        }
+
+        var timeout = Int(cc, "credentialConfig.timeout", "timeout") ?? 1;
+        if (timeout <= 0 || timeout > 3600)
+        {
+            throw new TurboOciFormatException(Format, "credentialConfig.timeout", 0, $"{timeout} is not between 1 and 3600 seconds");
+        }
+
+        if (mode == "https" && !path.StartsWith("https://", StringComparison.Ordinal))
+        {
+            throw new TurboOciFormatException(Format, "credentialConfig.path", 0, "https mode needs a path that starts with https://");
+        }
+
+        return config with
+        {
+            CredentialMode = mode,
+            CredentialFilePath = mode == "file" ? path : "",
+            CredentialServer = mode == "file" ? "" : path,
+            CredentialTimeoutSeconds = timeout,
+            CredentialClientCertPath = String(cc, "credentialConfig.client_cert_path", "client_cert_path") ?? "",
+            CredentialClientKeyPath = String(cc, "credentialConfig.client_key_path", "client_key_path") ?? "",
+            CredentialServerCaPath = String(cc, "credentialConfig.server_ca_path", "server_ca_path") ?? "",
+        };
+    }
+
+    private static int? Int(JsonElement parent, string field, string name) =>
+        parent.TryGetProperty(name, out var value)
+            ? value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var number) ? number : throw WrongType(field, "a 32-bit integer")
+            : null;
 
     private static JsonElement? Object(JsonElement parent, string name) =>
         parent.TryGetProperty(name, out var value)

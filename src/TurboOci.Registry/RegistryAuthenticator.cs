@@ -110,28 +110,15 @@ internal sealed class RegistryAuthenticator
                 return cached.Token;
             }
 
-            var query = new StringBuilder();
-            if (challenge.Service is not null)
-            {
-                query.Append("service=").Append(Uri.EscapeDataString(challenge.Service));
-            }
-
-            foreach (var part in scope.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            {
-                query.Append(query.Length > 0 ? "&" : "").Append("scope=").Append(Uri.EscapeDataString(part));
-            }
-
-            var builder = new UriBuilder(challenge.Realm!);
-            builder.Query = string.IsNullOrEmpty(builder.Query) ? query.ToString() : builder.Query.TrimStart('?') + "&" + query;
-            using var request = new HttpRequestMessage(HttpMethod.Get, builder.Uri);
+            var credential = _options.Credentials?.Find(registry);
+            var scopes = scope.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            using var request = credential is { IsIdentityToken: true }
+                ? RefreshTokenRequest(challenge, scopes, credential.Secret)
+                : TokenGetRequest(challenge, scopes, credential is null ? null : BasicHeader(registry));
             request.Headers.UserAgent.ParseAdd(_options.UserAgent);
-            if (BasicHeader(registry) is { } basic && _options.Credentials?.Find(registry) is { IsIdentityToken: false })
-            {
-                request.Headers.Authorization = basic;
-            }
-
             Interlocked.Increment(ref _tokenRequests);
-            _options.Log?.Invoke($"auth: requesting a token for {registry} scope '{scope}' from {builder.Uri.GetLeftPart(UriPartial.Path)}");
+            _options.Log?.Invoke($"auth: requesting a token for {registry} scope '{scope}' from {challenge.Realm!.GetLeftPart(UriPartial.Path)}" +
+                                 (credential is { IsIdentityToken: true } ? " (OAuth2 refresh-token grant)" : ""));
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(_options.AttemptTimeout);
             using var response = await _clientFor(_options.Proxies.GetValueOrDefault(registry)).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
@@ -172,6 +159,52 @@ internal sealed class RegistryAuthenticator
         {
             gate.Release();
         }
+    }
+
+    /// <summary>The distribution token GET: service and scopes in the query, Basic credentials if we have them.</summary>
+    private static HttpRequestMessage TokenGetRequest(Challenge challenge, string[] scopes, AuthenticationHeaderValue? basic)
+    {
+        var query = new StringBuilder();
+        if (challenge.Service is not null)
+        {
+            query.Append("service=").Append(Uri.EscapeDataString(challenge.Service));
+        }
+
+        foreach (var part in scopes)
+        {
+            query.Append(query.Length > 0 ? "&" : "").Append("scope=").Append(Uri.EscapeDataString(part));
+        }
+
+        var builder = new UriBuilder(challenge.Realm!);
+        builder.Query = string.IsNullOrEmpty(builder.Query) ? query.ToString() : builder.Query.TrimStart('?') + "&" + query;
+        var request = new HttpRequestMessage(HttpMethod.Get, builder.Uri);
+        request.Headers.Authorization = basic;
+        return request;
+    }
+
+    /// <summary>
+    /// An identity token (<c>identitytoken</c> in config.json) is an OAuth2 refresh token: POST to the realm
+    /// with <c>grant_type=refresh_token</c> (the distribution token spec's OAuth2 form), answered with an access token.
+    /// </summary>
+    private static HttpRequestMessage RefreshTokenRequest(Challenge challenge, string[] scopes, string refreshToken)
+    {
+        var form = new List<KeyValuePair<string, string>>
+        {
+            new("grant_type", "refresh_token"),
+            new("refresh_token", refreshToken),
+            new("client_id", "turbooci"),
+        };
+        if (challenge.Service is not null)
+        {
+            form.Add(new("service", challenge.Service));
+        }
+
+        if (scopes.Length > 0)
+        {
+            form.Add(new("scope", string.Join(' ', scopes)));
+        }
+
+        return new HttpRequestMessage(HttpMethod.Post, challenge.Realm!) { Content = new FormUrlEncodedContent(form) };
     }
 
     /// <summary>Parses <c>key="value", key2=value2</c> auth parameters; quoted values may contain commas.</summary>

@@ -27,42 +27,79 @@ public sealed partial class RegistryClient
     /// <param name="filled">Called as the body arrives with how many bytes of <paramref name="destination"/> are filled
     /// (from 0 again when a retry starts), so callers can use the front of a large range early.</param>
     public Task ReadBlobRangeAsync(ImageReference image, Digest digest, long offset, Memory<byte> destination, CancellationToken cancellationToken = default,
-        Action<int>? filled = null)
+        Action<int>? filled = null) =>
+        ReadBlobRangeAsync(image, digest, offset, [destination], cancellationToken, filled);
+
+    /// <summary>
+    /// Reads the blob bytes at <paramref name="offset"/> into several buffers back to back, with one Range GET
+    /// for all of them (so a merged fetch of several units lands in each unit's own array, without a copy).
+    /// </summary>
+    /// <param name="filled">As the body arrives: how many bytes of all buffers together are filled.</param>
+    /// <param name="kept">
+    /// How many bytes at the front the caller has already handed on: a retry after a connection broke asks only
+    /// for the rest and never writes into those bytes again (they may be in use). Null: a retry rereads everything.
+    /// </param>
+    public Task ReadBlobRangeAsync(ImageReference image, Digest digest, long offset, IReadOnlyList<Memory<byte>> destinations,
+        CancellationToken cancellationToken = default, Action<int>? filled = null, Func<int>? kept = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        if (destination.Length == 0)
+        ArgumentNullException.ThrowIfNull(destinations);
+        var total = 0;
+        foreach (var destination in destinations)
+        {
+            total = checked(total + destination.Length);
+        }
+
+        if (total == 0)
         {
             return Task.CompletedTask;
         }
 
-        var last = checked(offset + destination.Length - 1);
+        var last = checked(offset + total - 1);
         var call = new Call(image, HttpMethod.Get, BlobPath(image, digest))
         {
             UseMirrors = true,
             CacheRedirect = true,
             Range = new RangeHeaderValue(offset, last),
+            ResumeFrom = kept is null ? null : () => kept(),
             Accepts = s => s is HttpStatusCode.OK or HttpStatusCode.PartialContent,
         };
         return ExecuteAsync(call, async (response, token) =>
         {
+            // The same count the request's Range was built from: nothing is released between sending and reading.
+            var skip = kept?.Invoke() ?? 0;
+            var start = offset + skip;
             await using var body = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
             if (response.StatusCode == HttpStatusCode.PartialContent)
             {
-                if (response.Content.Headers.ContentRange is not { From: { } from, To: { } to } || from != offset || to != last)
+                if (response.Content.Headers.ContentRange is not { From: { } from, To: { } to } || from != start || to != last)
                 {
-                    throw new RegistryException($"{call.Describe}: asked for bytes {offset}-{last}, got Content-Range '{response.Content.Headers.ContentRange}'");
+                    throw new RegistryException($"{call.Describe}: asked for bytes {start}-{last}, got Content-Range '{response.Content.Headers.ContentRange}'");
                 }
             }
             else
             {
                 // A server that ignores Range sends the whole blob: skip to the offset.
-                await SkipAsync(body, offset, token).ConfigureAwait(false);
+                await SkipAsync(body, start, token).ConfigureAwait(false);
             }
 
-            await FillAsync(body, destination, call, token, filled).ConfigureAwait(false);
+            var position = 0;
+            foreach (var destination in destinations)
+            {
+                var segmentStart = position;
+                position += destination.Length;
+                if (position <= skip)
+                {
+                    continue;
+                }
+
+                var from = Math.Max(0, skip - segmentStart);
+                await FillAsync(body, destination[from..], call, token, filled is null ? null : count => filled(segmentStart + from + count)).ConfigureAwait(false);
+            }
+
             if (response.StatusCode == HttpStatusCode.PartialContent && body.ReadByte() >= 0)
             {
-                throw new RegistryException($"{call.Describe}: body longer than the {destination.Length} bytes asked for");
+                throw new RegistryException($"{call.Describe}: body longer than the {total - skip} bytes asked for");
             }
 
             return true;

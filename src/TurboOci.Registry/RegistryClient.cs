@@ -20,11 +20,13 @@ public sealed partial class RegistryClient : IDisposable
     private readonly ConcurrentDictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (Uri Location, DateTimeOffset Expires)> _redirects = new(StringComparer.Ordinal);
     private readonly RegistryAuthenticator _auth;
+    private readonly Lazy<TrustedCertificates?> _trustedCertificates;
     private long _requests;
 
     public RegistryClient(RegistryClientOptions? options = null)
     {
         _options = options ?? new RegistryClientOptions();
+        _trustedCertificates = new(() => _options.CaCertificatesFile is { Length: > 0 } path ? TrustedCertificates.FromPemFile(path, alsoSystemRoots: true) : null);
         _auth = new RegistryAuthenticator(_options, ClientFor);
     }
 
@@ -48,7 +50,7 @@ public sealed partial class RegistryClient : IDisposable
 
         public RangeHeaderValue? Range { get; init; }
 
-        /// <summary>For whole-blob GETs: bytes already received, so a retry asks only for the rest.</summary>
+        /// <summary>Bytes of the body already received and kept, so a retry asks only for the rest (of the range, if any).</summary>
         public Func<long>? ResumeFrom { get; init; }
 
         public Func<HttpContent>? Content { get; init; }
@@ -125,6 +127,12 @@ public sealed partial class RegistryClient : IDisposable
 
                 return await consume(response, timeout.Token).ConfigureAwait(false);
             }
+            catch (HttpRequestException e) when (!isMirror && e.InnerException is System.Security.Authentication.AuthenticationException tls)
+            {
+                // An untrusted certificate does not get better with retries.
+                throw new RegistryException(
+                    $"{call.Describe}: TLS with {endpoint} failed, its certificate is not trusted ({tls.Message}); trust its CA with the CA certificates option", null, e);
+            }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsRetryable(e))
             {
                 if (isMirror)
@@ -200,7 +208,7 @@ public sealed partial class RegistryClient : IDisposable
                 request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(type));
             }
 
-            request.Headers.Range = call.ResumeFrom?.Invoke() is > 0 and var resume ? new RangeHeaderValue(resume, null) : call.Range;
+            request.Headers.Range = call.ResumeFrom?.Invoke() is > 0 and var resume ? ResumedRange(call.Range, resume) : call.Range;
             if (call.Content is not null && hop == 0)
             {
                 request.Content = call.Content();
@@ -243,24 +251,39 @@ public sealed partial class RegistryClient : IDisposable
         }
     }
 
+    /// <summary>The rest of a range (or of the whole blob) after <paramref name="received"/> bytes of it arrived.</summary>
+    private static RangeHeaderValue ResumedRange(RangeHeaderValue? range, long received) =>
+        range?.Ranges.FirstOrDefault() is { From: { } from } item ? new RangeHeaderValue(from + received, item.To) : new RangeHeaderValue(received, null);
+
     private static bool SameOrigin(Uri a, Uri b) =>
         a.Scheme == b.Scheme && string.Equals(a.Host, b.Host, StringComparison.OrdinalIgnoreCase) && a.Port == b.Port;
 
     private HttpClient ClientFor(Uri? proxy) =>
         _clients.GetOrAdd(proxy?.AbsoluteUri ?? "", _ =>
         {
-            var handler = _options.HandlerFactory?.Invoke(proxy) ?? new SocketsHttpHandler
-            {
-                AllowAutoRedirect = false,
-                UseProxy = proxy is not null,
-                Proxy = proxy is null ? null : new WebProxy(proxy),
-                AutomaticDecompression = DecompressionMethods.None,
-                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-                MaxConnectionsPerServer = 64,
-                ConnectTimeout = TimeSpan.FromSeconds(15),
-            };
+            var handler = _options.HandlerFactory?.Invoke(proxy) ?? CreateHandler(proxy);
             return new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
         });
+
+    private SocketsHttpHandler CreateHandler(Uri? proxy)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false,
+            UseProxy = proxy is not null,
+            Proxy = proxy is null ? null : new WebProxy(proxy),
+            AutomaticDecompression = DecompressionMethods.None,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            MaxConnectionsPerServer = 64,
+            ConnectTimeout = TimeSpan.FromSeconds(15),
+        };
+        if (_trustedCertificates.Value is { } trusted)
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = trusted.Validate;
+        }
+
+        return handler;
+    }
 
     private static async Task<RegistryException> ErrorAsync(Call call, HttpResponseMessage response, CancellationToken cancellationToken)
     {

@@ -32,8 +32,11 @@ public sealed record RegistryClientOptions
 {
     public ICredentialProvider? Credentials { get; init; }
 
-    /// <summary>Registries (<c>host[:port]</c>) reached over plain HTTP. Loopback addresses always are.</summary>
+    /// <summary>Registries (<c>host[:port]</c>) reached over plain HTTP. Loopback addresses are too, unless <see cref="PlainHttpForLoopback"/> is off.</summary>
     public IReadOnlySet<string> InsecureRegistries { get; init; } = new HashSet<string>();
+
+    /// <summary>Reach registries on loopback addresses (and <c>localhost</c>) over plain HTTP, as Docker does; false: TLS there too.</summary>
+    public bool PlainHttpForLoopback { get; init; } = true;
 
     /// <summary>Per registry, mirror endpoints (<c>host[:port]</c> or <c>http(s)://host[:port]</c>) tried in order before it for pulls.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<string>> Mirrors { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
@@ -42,6 +45,13 @@ public sealed record RegistryClientOptions
     public IReadOnlyDictionary<string, Uri> Proxies { get; init; } = new Dictionary<string, Uri>();
 
     public RetryPolicy Retry { get; init; } = new();
+
+    /// <summary>
+    /// A PEM file of certificate authorities trusted for registries' TLS certificates besides the system's
+    /// (a private registry's CA, like Docker's <c>certs.d/HOST/ca.crt</c>). Null: the system roots only
+    /// (which on Linux honour <c>SSL_CERT_FILE</c>/<c>SSL_CERT_DIR</c>).
+    /// </summary>
+    public string? CaCertificatesFile { get; init; }
 
     /// <summary>Time allowed for one attempt, headers and body.</summary>
     public TimeSpan AttemptTimeout { get; init; } = TimeSpan.FromSeconds(60);
@@ -62,6 +72,11 @@ public sealed record RegistryClientOptions
         if (InsecureRegistries.Contains(registry))
         {
             return true;
+        }
+
+        if (!PlainHttpForLoopback)
+        {
+            return false;
         }
 
         var host = registry.StartsWith('[') ? registry[1..registry.IndexOf(']')] : registry.Split(':')[0];

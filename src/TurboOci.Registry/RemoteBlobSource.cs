@@ -14,8 +14,11 @@ public sealed record RemoteBlobOptions
     /// <summary>Reads become Range GETs of whole units of this size (a power of two, at least 4 KiB).</summary>
     public int FetchUnit { get; init; } = DefaultFetchUnit;
 
-    /// <summary>Units fetched ahead once reads look sequential.</summary>
+    /// <summary>Units fetched ahead once reads look sequential (the first window; it grows while reading stays sequential).</summary>
     public int ReadAheadUnits { get; init; } = 8;
+
+    /// <summary>The largest read-ahead window, in units, a long sequential read grows to (bounds the memory one reader pins).</summary>
+    public int MaxReadAheadUnits { get; init; } = 32;
 
     /// <summary>Adjacent missing units merged into one request, at most this many.</summary>
     public int MaxUnitsPerRequest { get; init; } = 16;
@@ -37,6 +40,7 @@ public sealed record RemoteBlobOptions
         }
 
         ArgumentOutOfRangeException.ThrowIfNegative(ReadAheadUnits);
+        ArgumentOutOfRangeException.ThrowIfNegative(MaxReadAheadUnits);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxUnitsPerRequest);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(VerifyAttempts);
     }
@@ -54,12 +58,16 @@ public sealed class RemoteBlobSource : BlockSource
     private readonly RegistryClient _client;
     private readonly RemoteBlobOptions _options;
     private readonly ConcurrentDictionary<long, Task<byte[]>> _inflight = new();
+
+    // Read-ahead units that arrived and were not read yet. They are held here, not only in the cache, so a
+    // sequential reader never finds its next unit evicted (or, without a cache, dropped) and fetches it twice.
+    private readonly ConcurrentDictionary<long, byte[]> _readAhead = new();
     private readonly ConcurrentDictionary<Task, bool> _background = new();
+    private readonly Lock _readAheadLock = new();
     private long _sequentialEnd = -1;
+    private int _window;
     private long _fetchRequests;
     private long _fetchedBytes;
-
-    private readonly MemoryRangeCache? _privateCache;
 
     private RemoteBlobSource(RegistryClient client, ImageReference image, Digest digest, long size, RemoteBlobOptions options)
     {
@@ -67,14 +75,8 @@ public sealed class RemoteBlobSource : BlockSource
         Image = image;
         Digest = digest;
         Size = size;
-        if (options.Cache is null && options.ReadAheadUnits > 0)
-        {
-            // Without a cache, read-ahead needs somewhere to keep what it fetched until it is read.
-            _privateCache = new MemoryRangeCache(2L * (options.ReadAheadUnits + options.MaxUnitsPerRequest) * options.FetchUnit);
-            options = options with { Cache = _privateCache };
-        }
-
         _options = options;
+        _window = options.ReadAheadUnits;
     }
 
     public ImageReference Image { get; }
@@ -140,9 +142,9 @@ public sealed class RemoteBlobSource : BlockSource
             {
                 units[index - first] = pending;
             }
-            else if (TryReadCached(index) is { } cached)
+            else if (_readAhead.TryGetValue(index, out var ready) || (ready = TryReadCached(index)) is not null)
             {
-                units[index - first] = Task.FromResult(cached);
+                units[index - first] = Task.FromResult(ready);
             }
             else
             {
@@ -150,12 +152,12 @@ public sealed class RemoteBlobSource : BlockSource
             }
         }
 
-        foreach (var (index, task) in Fetch(missing))
+        foreach (var (index, task) in Fetch(missing, readAhead: false))
         {
             units[index - first] = task;
         }
 
-        MaybeReadAhead(offset, length, last);
+        MaybeReadAhead(offset, length, first, last);
         for (var index = first; index <= last; index++)
         {
             var data = await units[index - first].WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -163,6 +165,10 @@ public sealed class RemoteBlobSource : BlockSource
             var from = Math.Max(offset, unitStart);
             var to = Math.Min(offset + length, unitStart + data.Length);
             data.AsSpan((int)(from - unitStart), (int)(to - from)).CopyTo(destination.Span[(int)(from - offset)..]);
+            if (to == unitStart + data.Length)
+            {
+                _readAhead.TryRemove(index, out _); // read to its end: a sequential reader is done with it
+            }
         }
 
         return length;
@@ -182,7 +188,7 @@ public sealed class RemoteBlobSource : BlockSource
     /// Claims the missing units no other reader is fetching, groups the claimed ones into runs of adjacent
     /// units, and starts one request per run. Returns a task per unit asked for (claimed or shared).
     /// </summary>
-    private List<(long Index, Task<byte[]> Task)> Fetch(IReadOnlyList<long> indexes)
+    private List<(long Index, Task<byte[]> Task)> Fetch(IReadOnlyList<long> indexes, bool readAhead)
     {
         var result = new List<(long, Task<byte[]>)>();
         var run = new List<(long Index, TaskCompletionSource<byte[]> Source)>();
@@ -198,7 +204,7 @@ public sealed class RemoteBlobSource : BlockSource
 
             if (run.Count > 0 && (run[^1].Index + 1 != index || run.Count == _options.MaxUnitsPerRequest))
             {
-                StartRun(run);
+                StartRun(run, readAhead);
                 run = [];
             }
 
@@ -207,43 +213,44 @@ public sealed class RemoteBlobSource : BlockSource
 
         if (run.Count > 0)
         {
-            StartRun(run);
+            StartRun(run, readAhead);
         }
 
         return result;
     }
 
-    private void StartRun(List<(long Index, TaskCompletionSource<byte[]> Source)> run)
+    private void StartRun(List<(long Index, TaskCompletionSource<byte[]> Source)> run, bool readAhead)
     {
-        var task = Task.Run(() => FetchRunAsync(run));
+        var task = Task.Run(() => FetchRunAsync(run, readAhead));
         _background[task] = true;
         _ = task.ContinueWith(t => _background.TryRemove(t, out _), TaskScheduler.Default);
     }
 
-    private async Task FetchRunAsync(List<(long Index, TaskCompletionSource<byte[]> Source)> run)
+    private async Task FetchRunAsync(List<(long Index, TaskCompletionSource<byte[]> Source)> run, bool readAhead)
     {
         var unit = _options.FetchUnit;
         var start = run[0].Index * unit;
-        var length = checked((int)run.Sum(r => (long)UnitLength(r.Index)));
-        var buffer = new byte[length];
+
+        // Each unit gets its own array and the body is read straight into them: no copy between request and cache.
+        var units = run.Select(r => GC.AllocateUninitializedArray<byte>(UnitLength(r.Index))).ToArray();
+        var buffers = units.Select(u => (Memory<byte>)u).ToArray();
+        var length = units.Sum(u => (long)u.Length);
         var released = 0;
-        var units = new byte[run.Count][];
+        var releasedEnd = 0L;
 
         // Units are handed to readers as soon as their bytes arrived and verified, not when the whole run is in.
         void ReleaseUpTo(int filled)
         {
             while (released < run.Count)
             {
-                var (index, source) = run[released];
-                var from = (int)(index * unit - start);
-                var count = UnitLength(index);
-                if (from + count > filled || (_options.Verifier is { } verifier && !verifier.Verify(index * unit, buffer.AsSpan(from, count))))
+                var data = units[released];
+                if (releasedEnd + data.Length > filled || (_options.Verifier is { } verifier && !verifier.Verify(run[released].Index * unit, data)))
                 {
                     return;
                 }
 
-                units[released] = buffer.AsSpan(from, count).ToArray();
-                source.SetResult(units[released]);
+                run[released].Source.SetResult(data);
+                releasedEnd += data.Length;
                 released++;
             }
         }
@@ -253,9 +260,14 @@ public sealed class RemoteBlobSource : BlockSource
             for (var attempt = 1; ; attempt++)
             {
                 Interlocked.Increment(ref _fetchRequests);
-                await _client.ReadBlobRangeAsync(Image, Digest, start, buffer, CancellationToken.None, ReleaseUpTo).ConfigureAwait(false);
-                Interlocked.Add(ref _fetchedBytes, length);
-                ReleaseUpTo(length);
+                var from = releasedEnd;
+                var first = released;
+                // A retry after a failed verification asks only for the units not released yet, and so does the
+                // client's own retry after a broken connection: released units are in readers' hands, never rewritten.
+                await _client.ReadBlobRangeAsync(Image, Digest, start + from, buffers[first..], CancellationToken.None,
+                    filled => ReleaseUpTo(checked((int)(from + filled))), kept: () => checked((int)(releasedEnd - from))).ConfigureAwait(false);
+                Interlocked.Add(ref _fetchedBytes, length - from);
+                ReleaseUpTo(checked((int)length));
                 if (released == run.Count)
                 {
                     break;
@@ -270,11 +282,16 @@ public sealed class RemoteBlobSource : BlockSource
                 }
             }
 
-            // Cache after the readers were released, but keep the in-flight entries until the cache holds the
-            // units, so nobody refetches them in between.
+            // Cache after the readers were released, but keep the in-flight entries until the cache (and, for
+            // read-ahead, the read-ahead table) holds the units, so nobody refetches them in between.
             for (var i = 0; i < run.Count; i++)
             {
                 var offset = run[i].Index * unit;
+                if (readAhead)
+                {
+                    _readAhead[run[i].Index] = units[i];
+                }
+
                 if (_options.Cache is MemoryRangeCache memory)
                 {
                     memory.Store(Digest, offset, units[i]); // unit arrays are never written again
@@ -303,48 +320,75 @@ public sealed class RemoteBlobSource : BlockSource
 
     /// <summary>
     /// When a read starts where the previous one ended, keep a window of units ahead of the reader: once
-    /// fewer than half of them are fetched or in flight, the rest of the window goes out as one merged
-    /// request, so sequential reading costs few, large requests.
+    /// fewer than half of them are fetched or in flight, the rest of the window goes out in requests of up to
+    /// <see cref="RemoteBlobOptions.MaxUnitsPerRequest"/> units each, all in flight at once. The window
+    /// doubles each time it is refilled, up to <see cref="RemoteBlobOptions.MaxReadAheadUnits"/>, so a long
+    /// sequential read costs few, large requests; a jump elsewhere shrinks it back.
     /// </summary>
-    private void MaybeReadAhead(long offset, int length, long lastUnit)
+    private void MaybeReadAhead(long offset, int length, long firstUnit, long lastUnit)
     {
         var previousEnd = Interlocked.Exchange(ref _sequentialEnd, offset + length);
-        var window = _options.ReadAheadUnits;
-        if (window == 0 || previousEnd != offset)
-        {
-            return;
-        }
-
-        var unitCount = (Size + _options.FetchUnit - 1) / _options.FetchUnit;
-        var ready = 0;
-        while (ready < window && lastUnit + 1 + ready < unitCount &&
-               (_inflight.ContainsKey(lastUnit + 1 + ready) || IsCached(lastUnit + 1 + ready)))
-        {
-            ready++;
-        }
-
-        if (ready * 2 >= window)
+        if (_options.ReadAheadUnits == 0)
         {
             return;
         }
 
         var ahead = new List<long>();
-        for (var index = lastUnit + 1 + ready; index <= lastUnit + window && index < unitCount; index++)
+        lock (_readAheadLock)
         {
-            if (!_inflight.ContainsKey(index) && !IsCached(index))
+            if (previousEnd != offset)
             {
-                ahead.Add(index);
+                _window = _options.ReadAheadUnits;
+                DropReadAheadOutside(firstUnit, lastUnit);
+                return;
             }
+
+            var window = _window;
+            var unitCount = (Size + _options.FetchUnit - 1) / _options.FetchUnit;
+            var ready = 0;
+            while (ready < window && lastUnit + 1 + ready < unitCount && IsFetchedOrFetching(lastUnit + 1 + ready))
+            {
+                ready++;
+            }
+
+            if (ready * 2 >= window)
+            {
+                return;
+            }
+
+            for (var index = lastUnit + 1 + ready; index <= lastUnit + window && index < unitCount; index++)
+            {
+                if (!IsFetchedOrFetching(index))
+                {
+                    ahead.Add(index);
+                }
+            }
+
+            _window = Math.Min(window * 2, Math.Max(_options.ReadAheadUnits, _options.MaxReadAheadUnits));
+            DropReadAheadOutside(firstUnit, lastUnit + _window);
         }
 
-        foreach (var (_, task) in Fetch(ahead))
+        foreach (var (_, task) in Fetch(ahead, readAhead: true))
         {
             // Read-ahead failures surface when (and if) the unit is read.
             _ = task.ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
         }
     }
 
-    private bool IsCached(long index) => _options.Cache?.Contains(Digest, index * _options.FetchUnit, UnitLength(index)) == true;
+    private bool IsFetchedOrFetching(long index) =>
+        _inflight.ContainsKey(index) || _readAhead.ContainsKey(index) || _options.Cache?.Contains(Digest, index * _options.FetchUnit, UnitLength(index)) == true;
+
+    /// <summary>Read-ahead units the reader skipped or jumped away from are not kept (bounds the table).</summary>
+    private void DropReadAheadOutside(long first, long last)
+    {
+        foreach (var index in _readAhead.Keys)
+        {
+            if (index < first || index > last)
+            {
+                _readAhead.TryRemove(index, out _);
+            }
+        }
+    }
 
     protected override void Dispose(bool disposing)
     {
@@ -359,7 +403,7 @@ public sealed class RemoteBlobSource : BlockSource
                 // failures were reported to the readers
             }
 
-            _privateCache?.Dispose();
+            _readAhead.Clear();
         }
     }
 }

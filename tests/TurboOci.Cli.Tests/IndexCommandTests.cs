@@ -13,7 +13,7 @@ public sealed class IndexCommandTests
     {
         using var temp = new TempDir();
         var dir = temp.File("out");
-        var (code, _, stderr) = CliRunner.Run("index", ReferenceLayer, "--output", dir);
+        var (code, _, stderr) = CliRunner.Run("index", ReferenceLayer, "--output", dir, "--exact-gzip-index");
         Assert.True(code == 0, stderr);
         Assert.Contains("[1/1]", stderr, StringComparison.Ordinal);
 
@@ -25,6 +25,13 @@ public sealed class IndexCommandTests
         Assert.Equal(ReferenceLayer, config.Lowers[1].TargetFile);
         Assert.Equal(File.ReadAllBytes(RepoPaths.Fixture("overlaybd-reference", "turbooci", "gzip.meta")), File.ReadAllBytes(config.Lowers[1].GzipIndex));
         Assert.True(File.Exists(config.Lowers[1].SpanDigests));
+
+        // By default the windows are sparse: the same access points in a smaller file.
+        var sparse = temp.File("sparse");
+        (code, _, stderr) = CliRunner.Run("index", ReferenceLayer, "--output", sparse);
+        Assert.True(code == 0, stderr);
+        var sparseIndex = new FileInfo(Path.Combine(sparse, "0-ea6f060cc7e8", "gzip.meta")).Length;
+        Assert.True(sparseIndex < new FileInfo(config.Lowers[1].GzipIndex).Length, $"sparse gzip.meta is {sparseIndex} bytes");
     }
 
     [Fact]

@@ -10,6 +10,11 @@ public static class Program
     {
         ["tcmu-backstore"] = (_, report) => { TcmuBackstoreCheck.Run(report); return Task.CompletedTask; },
         ["nbd-ext4"] = NbdExt4Check.RunAsync,
+        ["tcmu-stack"] = TcmuStackCheck.RunAsync,
+        ["tcmu-serve"] = TcmuRecoveryCheck.ServeAsync,
+        ["tcmu-recovery"] = TcmuRecoveryCheck.RunAsync,
+        ["ublk-stack"] = UblkStackCheck.RunAsync,
+        ["nbd-stack"] = NbdStackCheck.RunAsync,
     };
 
     public static async Task<int> Main(string[] args)

@@ -4,7 +4,7 @@ namespace TurboOci.Registry.Tests;
 
 /// <summary>
 /// One registry with one deterministic pseudo-random blob, pushed once for a whole test class. 64 MiB keeps
-/// the random-read tests well under a minute on two cores; the 500 MB case runs in tools/bench/registry.
+/// these tests fast; the 500 MB "Done when" reads are in LargeBlobTests.
 /// </summary>
 public sealed class BlobFixture : IAsyncLifetime
 {

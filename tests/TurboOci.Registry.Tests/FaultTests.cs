@@ -59,6 +59,27 @@ public sealed class FaultTests(BlobFixture fixture) : IClassFixture<BlobFixture>
         Assert.Contains(proxy.Requests, r => r.Header("Range") == "bytes=5000000-");
     }
 
+    [Fact]
+    public async Task AMergedFetchCutMidBodyResumesAfterTheUnitsAlreadyHandedOut()
+    {
+        // Four missing units in one request; the body ends two and a half units in. The two complete
+        // units were already given to the reader: the retry asks only for the rest and never rewrites them.
+        var gets = 0;
+        await using var proxy = new FaultProxy(fixture.Registry.BaseUrl, (request, _) =>
+            request.Method == "GET" && Interlocked.Increment(ref gets) == 1 ? new Fault.Truncate(2 * Unit + Unit / 2) : null);
+        using var client = new RegistryClient(new RegistryClientOptions { Retry = new RetryPolicy { BaseDelay = TimeSpan.FromMilliseconds(10) } });
+        var image = ImageReference.Parse($"{proxy.Host}/{BlobFixture.Repository}");
+        await using var source = await RemoteBlobSource.OpenAsync(client, image, fixture.Digest, fixture.Blob.Length,
+            new RemoteBlobOptions { FetchUnit = Unit, ReadAheadUnits = 0 });
+        var start = 40L * Unit;
+        var buffer = new byte[4 * Unit];
+        await source.ReadAtAsync(start, buffer);
+        Assert.Equal(fixture.Blob.AsSpan((int)start, buffer.Length).ToArray(), buffer);
+        var ranges = proxy.Requests.Where(r => r.Method == "GET").Select(r => r.Header("Range")).ToList();
+        Assert.Equal([$"bytes={start}-{start + 4 * Unit - 1}", $"bytes={start + 2 * Unit}-{start + 4 * Unit - 1}"], ranges);
+        Assert.Equal(1, source.FetchRequests); // one fetch, resumed inside the client
+    }
+
     [Theory]
     [InlineData(503)]
     [InlineData(429)]

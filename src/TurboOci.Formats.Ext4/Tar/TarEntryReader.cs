@@ -181,10 +181,12 @@ public sealed class TarEntryReader
 
     private void Skip(long count)
     {
-        Span<byte> buffer = stackalloc byte[8192];
+        // File data are only needed as offsets: a stream that can pass over them is not asked to copy them out.
+        var skippable = _stream as ISkippableStream;
+        Span<byte> buffer = skippable is null ? stackalloc byte[8192] : default;
         while (count > 0)
         {
-            var read = _stream.Read(buffer[..(int)Math.Min(buffer.Length, count)]);
+            var read = skippable?.Skip(count) ?? _stream.Read(buffer[..(int)Math.Min(buffer.Length, count)]);
             if (read == 0)
             {
                 Throw<int>(_position, _currentEntry, $"the archive ends {count} bytes before the end of this entry's data");

@@ -20,6 +20,13 @@ public sealed record FuseFileMountOptions
     /// <summary>The largest read or write one request carries (max_write and max_pages).</summary>
     public int MaxTransfer { get; init; } = 1 << 20;
 
+    /// <summary>
+    /// Send READ replies of a file-backed source (a <see cref="FileBlockSource"/> or a slice of one) from a
+    /// shared mapping of the file: the kernel copies the file's page cache into the reader's pages once,
+    /// where reading into a buffer and writing that copies twice. Other sources always use a buffer.
+    /// </summary>
+    public bool MappedReads { get; init; } = true;
+
     /// <summary>Let users other than the mounting one open the file (allow_other).</summary>
     public bool AllowOther { get; init; } = true;
 }
@@ -42,8 +49,12 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
     private Exception? _workerFault;
     private int _disposed;
 
-    private FuseFileMount(string mountPoint, SafeFileHandle device, FuseFileSystem fileSystem, int workers, string fileName)
+    private readonly MappedFile? _mappedFile;
+    private long _mappedReplies;
+
+    private FuseFileMount(string mountPoint, SafeFileHandle device, FuseFileSystem fileSystem, int workers, string fileName, MappedFile? mappedFile)
     {
+        _mappedFile = mappedFile;
         MountPoint = mountPoint;
         FilePath = Path.Combine(mountPoint, fileName);
         FileSystem = fileSystem;
@@ -62,6 +73,9 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
 
     /// <summary>The protocol state, with per-opcode request counts.</summary>
     public FuseFileSystem FileSystem { get; }
+
+    /// <summary>How many READ replies went out straight from the mapped source file (see <see cref="FuseFileMountOptions.MappedReads"/>).</summary>
+    public long MappedReplies => Interlocked.Read(ref _mappedReplies);
 
     /// <summary>A failure of the serving threads themselves (not of the source), if one happened.</summary>
     public Exception? WorkerFault => Volatile.Read(ref _workerFault);
@@ -88,7 +102,9 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
         try
         {
             FuseKernel.Mount(device, full, "turbooci", Subtype, fileSystem.ReadOnly, options.AllowOther);
-            mount = new FuseFileMount(full, device, fileSystem, options.Workers, options.FileName);
+            // Mapped before serving starts: the mapping lives as long as the workers that use it.
+            var mapped = options.MappedReads && fileSystem.BackingFile.File is { } file ? TryMap(file) : null;
+            mount = new FuseFileMount(full, device, fileSystem, options.Workers, options.FileName, mapped);
             foreach (var worker in mount._workers)
             {
                 worker.Start();
@@ -121,6 +137,19 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
             }
 
             throw;
+        }
+    }
+
+    /// <summary>A mapping of the source's file, or null where the file system cannot map it: replies then go through a buffer.</summary>
+    private static MappedFile? TryMap(FileBlockSource file)
+    {
+        try
+        {
+            return MappedFile.Map(file.Handle, file.Size);
+        }
+        catch (ErrnoException e) when (e.Errno is Errno.ENODEV or Errno.EACCES or Errno.ENOMEM)
+        {
+            return null;
         }
     }
 
@@ -204,22 +233,47 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
                     }
                 }
 
-                var length = FileSystem.Handle(request.AsSpan(0, read), reply);
+                FilePayload payload = default;
+                var length = _mappedFile is null
+                    ? FileSystem.Handle(request.AsSpan(0, read), reply)
+                    : FileSystem.Handle(request.AsSpan(0, read), reply, out payload);
+                if (!payload.IsEmpty)
+                {
+                    if (_mappedFile!.Contains(payload.FileOffset, payload.Length))
+                    {
+                        var sent = FuseKernel.WriteReply(_device, reply.AsSpan(0, length), _mappedFile.KernelView(payload.FileOffset, payload.Length));
+
+                        // EFAULT: the file shrank below the mapping; the kernel has failed this request with EIO.
+                        if (sent != -(int)Errno.EFAULT)
+                        {
+                            CheckReplyResult(sent);
+                            Interlocked.Increment(ref _mappedReplies);
+                        }
+
+                        continue;
+                    }
+
+                    length = FileSystem.ReplyFromBuffer(payload, reply); // past the mapping: the file grew after mounting
+                }
+
                 if (length > 0)
                 {
-                    var written = Posix.Write(_device, reply.AsSpan(0, length));
-
-                    // ENOENT: the request was interrupted and is gone; ENODEV: the connection was aborted.
-                    if (written < 0 && (Errno)(-written) is not (Errno.ENOENT or Errno.ENODEV))
-                    {
-                        throw new ErrnoException("write", FuseKernel.DevicePath, -written);
-                    }
+                    CheckReplyResult(Posix.Write(_device, reply.AsSpan(0, length)));
                 }
             }
         }
         catch (Exception e)
         {
             Interlocked.CompareExchange(ref _workerFault, e, null);
+        }
+    }
+
+    private static void CheckReplyResult(int written)
+    {
+        // ENOENT: the request was interrupted and is gone; ENODEV: the connection was aborted.
+        if (written < 0 && (Errno)(-written) is not (Errno.ENOENT or Errno.ENODEV))
+        {
+            throw new ErrnoException("write", FuseKernel.DevicePath, -written);
         }
     }
 
@@ -275,6 +329,7 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
 
         // Closing the last descriptor of a connection aborts it: any request still pending fails.
         _device.Dispose();
+        _mappedFile?.Dispose();
         _stop.Dispose();
     }
 }

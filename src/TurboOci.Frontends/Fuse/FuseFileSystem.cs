@@ -61,7 +61,14 @@ public sealed class FuseFileSystem
         _gid = gid;
         MaxWrite = maxWrite;
         _createdSeconds = (ulong)DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        BackingFile = FindBackingFile(source);
     }
+
+    /// <summary>
+    /// The local file that holds the device's bytes, when the source is a plain file or a slice of one
+    /// (device offset 0 is file offset Start); READ payloads can then be sent from the file itself.
+    /// </summary>
+    public (FileBlockSource? File, long Start) BackingFile { get; }
 
     /// <summary>The largest WRITE (and READ) payload negotiated with the kernel.</summary>
     public int MaxWrite { get; }
@@ -91,8 +98,28 @@ public sealed class FuseFileSystem
     /// (at least <see cref="ReplyBufferSize"/> bytes), or 0 when the request takes no reply
     /// (FORGET, BATCH_FORGET, INTERRUPT) or is too short to carry a header.
     /// </summary>
-    public int Handle(ReadOnlySpan<byte> request, Span<byte> reply)
+    public int Handle(ReadOnlySpan<byte> request, Span<byte> reply) => Handle(request, reply, payloadFromFile: false, out _);
+
+    /// <summary>
+    /// Like <see cref="Handle(ReadOnlySpan{byte}, Span{byte})"/>, except that a READ of a source backed
+    /// by a local file (<see cref="BackingFile"/>) is not read: the reply holds only its header, whose
+    /// length counts the payload, and <paramref name="payload"/> says which bytes of that file follow it,
+    /// for the caller to send without copying them through a buffer. <paramref name="payload"/> is
+    /// empty for every other request.
+    /// </summary>
+    public int Handle(ReadOnlySpan<byte> request, Span<byte> reply, out FilePayload payload) =>
+        Handle(request, reply, payloadFromFile: true, out payload);
+
+    /// <summary>
+    /// Answers the READ of <paramref name="payload"/> from the buffer after all, when its file could not
+    /// deliver it (it shrank under us): the same reply <see cref="Handle(ReadOnlySpan{byte}, Span{byte})"/> gives.
+    /// </summary>
+    public int ReplyFromBuffer(in FilePayload payload, Span<byte> reply) =>
+        ReplyToRead(payload.Unique, payload.SourceOffset, payload.Length, reply);
+
+    private int Handle(ReadOnlySpan<byte> request, Span<byte> reply, bool payloadFromFile, out FilePayload payload)
     {
+        payload = default;
         if (request.Length < s_inHeaderSize)
         {
             return 0; // the kernel never sends this; there is no unique id to answer
@@ -122,7 +149,7 @@ public sealed class FuseFileSystem
                 FuseOpcode.SetAttr => SetAttr(header, body, reply),
                 FuseOpcode.Open => Open(header, body, reply),
                 FuseOpcode.OpenDir => OpenDir(header, reply),
-                FuseOpcode.Read => Read(header, body, reply),
+                FuseOpcode.Read => Read(header, body, reply, payloadFromFile, out payload),
                 FuseOpcode.Write => Write(header, body, reply),
                 FuseOpcode.Flush => Flush(header, onlyIfDirty: true, reply),
                 FuseOpcode.Fsync => Flush(header, onlyIfDirty: false, reply),
@@ -248,8 +275,9 @@ public sealed class FuseFileSystem
             ? Reply(reply, header.Unique, default(FuseOpenOut))
             : Error(reply, header.Unique, header.NodeId == FileNodeId ? Errno.ENOTDIR : Errno.ENOENT);
 
-    private int Read(in FuseInHeader header, ReadOnlySpan<byte> body, Span<byte> reply)
+    private int Read(in FuseInHeader header, ReadOnlySpan<byte> body, Span<byte> reply, bool payloadFromFile, out FilePayload payload)
     {
+        payload = default;
         if (!TryRead(body, out FuseReadIn input) || input.Offset > long.MaxValue)
         {
             return Error(reply, header.Unique, Errno.EINVAL);
@@ -263,8 +291,32 @@ public sealed class FuseFileSystem
         // At or past the end there is nothing to read: answer without asking the source.
         var offset = (long)input.Offset;
         var wanted = (int)Math.Min(Math.Min(input.Size, (uint)(reply.Length - s_outHeaderSize)), Math.Max(0, _source.Size - offset));
+        if (payloadFromFile && wanted > 0 && BackingFile is var (file, start) && file is not null)
+        {
+            payload = new FilePayload(checked(start + offset), wanted, header.Unique, offset);
+            return Header(reply, header.Unique, s_outHeaderSize + wanted) - wanted;
+        }
+
+        return ReplyToRead(header.Unique, offset, wanted, reply);
+    }
+
+    private int ReplyToRead(ulong unique, long offset, int wanted, Span<byte> reply)
+    {
         var read = wanted == 0 ? 0 : _source.ReadAt(offset, reply.Slice(s_outHeaderSize, wanted));
-        return Header(reply, header.Unique, s_outHeaderSize + read);
+        return Header(reply, unique, s_outHeaderSize + read);
+    }
+
+    /// <summary>The local file under a source that is one (<see cref="FileBlockSource"/>) or a slice of one, and where the source starts in it.</summary>
+    private static (FileBlockSource? File, long Start) FindBackingFile(BlockSource source)
+    {
+        var start = 0L;
+        while (source is SliceBlockSource slice)
+        {
+            start = checked(start + slice.Start);
+            source = slice.Inner;
+        }
+
+        return source is FileBlockSource file ? (file, start) : (null, 0);
     }
 
     private int Write(in FuseInHeader header, ReadOnlySpan<byte> body, Span<byte> reply)
@@ -487,4 +539,13 @@ public sealed class FuseFileSystem
         MemoryMarshal.Write(reply, in header);
         return length;
     }
+}
+
+/// <summary>
+/// The payload of a READ reply that stays in <see cref="FuseFileSystem.BackingFile"/>: <see cref="Length"/> bytes
+/// from <see cref="FileOffset"/>, the answer to request <see cref="Unique"/> for the device bytes at <see cref="SourceOffset"/>.
+/// </summary>
+public readonly record struct FilePayload(long FileOffset, int Length, ulong Unique, long SourceOffset)
+{
+    public bool IsEmpty => Length == 0;
 }

@@ -405,10 +405,10 @@ internal sealed class NbdConnection
                     await source.FlushAsync(cancellation).ConfigureAwait(false);
                     break;
                 case NbdCommand.Trim:
-                    TrimOrIgnore(source, offset, request.Length);
+                    BlockRequests.TrimOrIgnore(source, offset, request.Length);
                     break;
                 case NbdCommand.WriteZeroes:
-                    WriteZeroes(source, offset, request.Length, mayTrim: !request.Flags.HasFlag(NbdCommandFlags.NoHole));
+                    BlockRequests.WriteZeroes(source, offset, request.Length, mayTrim: !request.Flags.HasFlag(NbdCommandFlags.NoHole));
                     break;
             }
 
@@ -562,42 +562,6 @@ internal sealed class NbdConnection
                 : NbdWire.WriteStructuredError(reply, error, request.Cookie))
             : NbdWire.WriteSimpleReply(reply, error, request.Cookie);
         return SendAsync(reply.AsMemory(0, length), cancellation);
-    }
-
-    /// <summary>Trim is advisory: a source that cannot trim keeps its data, and the client is told success.</summary>
-    private static void TrimOrIgnore(BlockSource source, long offset, uint length)
-    {
-        try
-        {
-            source.Trim(offset, length);
-        }
-        catch (NotSupportedException)
-        {
-        }
-    }
-
-    /// <summary>WRITE_ZEROES: a trim when holes are allowed and the source can trim (trimmed ranges read as zeros), else written zeros.</summary>
-    private static void WriteZeroes(BlockSource source, long offset, uint length, bool mayTrim)
-    {
-        if (mayTrim)
-        {
-            try
-            {
-                source.Trim(offset, length);
-                return;
-            }
-            catch (NotSupportedException)
-            {
-            }
-        }
-
-        var zeros = new byte[(int)Math.Min(length, 1u << 20)];
-        for (var done = 0L; done < length;)
-        {
-            var chunk = (int)Math.Min(zeros.Length, length - done);
-            source.WriteAt(offset + done, zeros.AsSpan(0, chunk));
-            done += chunk;
-        }
     }
 
     private delegate bool MessageParser(in ReadOnlySequence<byte> buffer, out SequencePosition consumed, out SequencePosition examined);

@@ -19,6 +19,12 @@ public sealed record LayerIndexOptions
     /// <summary>gzip index span in uncompressed bytes (overlaybd's default 1 MiB gives its bytes exactly).</summary>
     public int Span { get; init; } = GzipIndexOptions.DefaultSpan;
 
+    /// <summary>
+    /// Store only the window bytes the deflate data reads (<see cref="GzipIndexOptions.SparseWindows"/>): gzip.meta
+    /// shrinks to about a third and overlaybd reads it the same; false writes overlaybd's gzip.meta byte for byte.
+    /// </summary>
+    public bool SparseWindows { get; init; } = true;
+
     /// <summary>Called now and then with the number of blob bytes read so far.</summary>
     public Action<long>? Progress { get; init; }
 }
@@ -74,7 +80,6 @@ public static class LayerIndexer
         var gzip = IsGzip(blobPath);
         var scratchData = Path.Combine(folder, ".indexing.data");
         var scratchIndex = Path.Combine(folder, ".indexing.index");
-        var scratchCommit = Path.Combine(folder, ".indexing.commit");
         var layerFile = Path.Combine(folder, mapped ? FsMetaName : NativeLayerName);
         var gzipIndex = mapped && gzip ? Path.Combine(folder, GzipIndexName) : "";
         var gzipSpans = mapped && gzip ? Path.Combine(folder, GzipSpansName) : "";
@@ -91,11 +96,12 @@ public static class LayerIndexer
             {
                 (applied, blobBytes, digest) = Apply(blobPath, upper, mapped, gzip, gzipIndex, gzipSpans, options);
                 upper.Flush();
-                using var commit = new FileStream(scratchCommit, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16);
-                upper.Commit(commit);
-                commit.Position = 0;
+
+                // The commit streams straight into the ZFile compressor (which compresses batches on all cores).
                 using var output = new FileStream(layerFile, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16);
-                ZFileWriter.Write(commit, output, s_commitZFile);
+                using var compressed = ZFileWriter.CreateStream(output, s_commitZFile, leaveOpen: true);
+                upper.Commit(compressed);
+                compressed.Complete();
             }
 
             if (mapped)
@@ -109,7 +115,6 @@ public static class LayerIndexer
         {
             File.Delete(scratchData);
             File.Delete(scratchIndex);
-            File.Delete(scratchCommit);
         }
     }
 
@@ -137,11 +142,13 @@ public static class LayerIndexer
         }
 
         using var indexOutput = new FileStream(gzipIndex, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16);
-        var indexOptions = new GzipIndexOptions { Span = options.Span, SpanDigests = true };
-        using var indexing = new GzipIndexingStream(blob, indexOutput, SystemZlib.Instance, SystemZlib.Instance, indexOptions, leaveOpen: true);
-        LayerApplyResult applied;
+        var indexOptions = new GzipIndexOptions { Span = options.Span, SpanDigests = true, SparseWindows = options.SparseWindows };
 
-        // Inflating + indexing on one core, tar parsing + ext4 on the other; the pipeline reads the whole stream.
+        // Inflating is the critical path (as it is for pigz -dc): reading the blob and hashing it run on their own
+        // thread ahead of the inflater, tar parsing + ext4 behind it; each pipeline reads its whole stream.
+        using var compressed = new PipelinedReadStream(blob, depth: 4);
+        using var indexing = new GzipIndexingStream(compressed, indexOutput, SystemZlib.Instance, SystemZlib.Instance, indexOptions, leaveOpen: true);
+        LayerApplyResult applied;
         using (var pipelined = new PipelinedReadStream(indexing))
         {
             applied = applier.Apply(pipelined);

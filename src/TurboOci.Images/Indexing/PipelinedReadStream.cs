@@ -1,16 +1,22 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using TurboOci.Storage;
+
+[assembly: InternalsVisibleTo("TurboOci.Images.Tests")]
 
 namespace TurboOci.Images.Indexing;
 
 /// <summary>
-/// Reads a source stream on a background thread into a small bounded queue of chunks, so the producer (inflating
-/// and indexing the gzip) and the consumer (parsing the tar, driving the ext4 engine) run on two cores. Memory is
-/// bounded by <c>chunkSize × depth</c>. The source sees one sequential reader, exactly as without the pipeline.
+/// Reads a source stream on a background thread into a small bounded queue of chunks, so the producer (e.g.
+/// inflating and indexing the gzip) and the consumer (parsing the tar, driving the ext4 engine) run on two cores.
+/// Memory is bounded by <c>chunkSize × (depth + 2)</c>: chunk buffers are recycled, so a pass over a layer of any
+/// size allocates them once (fresh megabyte arrays per chunk cost page faults, zeroing and GC on both cores).
+/// The source sees one sequential reader, exactly as without the pipeline.
 /// </summary>
-internal sealed class PipelinedReadStream : ReadOnlyForwardStream
+internal sealed class PipelinedReadStream : ReadOnlyForwardStream, ISkippableStream
 {
     private readonly BlockingCollection<ArraySegment<byte>> _chunks;
+    private readonly ConcurrentBag<byte[]> _free = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _producer;
     private ArraySegment<byte> _current = ArraySegment<byte>.Empty;
@@ -28,7 +34,7 @@ internal sealed class PipelinedReadStream : ReadOnlyForwardStream
         {
             while (!_stop.IsCancellationRequested)
             {
-                var buffer = new byte[chunkSize];
+                var buffer = _free.TryTake(out var recycled) ? recycled : new byte[chunkSize];
                 var n = source.ReadAtLeast(buffer, chunkSize, throwOnEndOfStream: false);
                 if (n == 0)
                 {
@@ -50,8 +56,40 @@ internal sealed class PipelinedReadStream : ReadOnlyForwardStream
 
     public override int Read(Span<byte> buffer)
     {
+        if (!NextChunk())
+        {
+            return 0;
+        }
+
+        var n = Math.Min(buffer.Length, _current.Count);
+        _current.AsSpan(0, n).CopyTo(buffer);
+        _current = _current[n..];
+        return n;
+    }
+
+    public long Skip(long count)
+    {
+        if (count <= 0 || !NextChunk())
+        {
+            return 0;
+        }
+
+        var n = (int)Math.Min(count, _current.Count);
+        _current = _current[n..];
+        return n;
+    }
+
+    /// <summary>Makes the current chunk non-empty; false at the end of the source.</summary>
+    private bool NextChunk()
+    {
         while (_current.Count == 0)
         {
+            if (_current.Array is { Length: > 0 } used)
+            {
+                _free.Add(used);
+                _current = ArraySegment<byte>.Empty;
+            }
+
             if (_finished || !_chunks.TryTake(out _current, Timeout.Infinite))
             {
                 _finished = true;
@@ -59,14 +97,11 @@ internal sealed class PipelinedReadStream : ReadOnlyForwardStream
 
                 // Surfaces the producer's exception (a damaged gzip stream) to the consumer.
                 _producer.GetAwaiter().GetResult();
-                return 0;
+                return false;
             }
         }
 
-        var n = Math.Min(buffer.Length, _current.Count);
-        _current.AsSpan(0, n).CopyTo(buffer);
-        _current = _current[n..];
-        return n;
+        return true;
     }
 
     protected override void Dispose(bool disposing)

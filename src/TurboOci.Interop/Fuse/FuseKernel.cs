@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using TurboOci.Interop.Linux;
 
@@ -29,5 +30,24 @@ public static class FuseKernel
             $"fd={device.DangerousGetHandle()},rootmode=40000,user_id={uid},group_id={gid},default_permissions{(allowOther ? ",allow_other" : string.Empty)}");
         var flags = MountFlags.NoSetUid | MountFlags.NoDevices | (readOnly ? MountFlags.ReadOnly : MountFlags.None);
         Mounts.Mount(source, mountPoint, "fuse." + subtype, flags, options);
+    }
+
+    /// <summary>
+    /// Writes one reply, <paramref name="header"/> followed by <paramref name="payload"/>, with a single
+    /// writev(2): the kernel copies the payload from wherever it is (a mapped file's page cache) straight
+    /// into the request's pages, without a staging buffer. Returns the bytes written, or -errno
+    /// (EFAULT: the payload's memory could not be read).
+    /// </summary>
+    public static unsafe int WriteReply(SafeFileHandle device, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload)
+    {
+        fixed (byte* headerBytes = header)
+        fixed (byte* payloadBytes = payload)
+        {
+            var vectors = stackalloc Libc.IoVector[2];
+            vectors[0] = new Libc.IoVector { Base = headerBytes, Length = (nuint)header.Length };
+            vectors[1] = new Libc.IoVector { Base = payloadBytes, Length = (nuint)payload.Length };
+            var result = Libc.Writev(device, vectors, payload.IsEmpty ? 1 : 2);
+            return result >= 0 ? (int)result : -Marshal.GetLastPInvokeError();
+        }
     }
 }

@@ -42,6 +42,29 @@ public static class UblkConstants
     public const uint AttributeFua = 1 << 3;
 
     public const int MaxQueueDepth = 4096;
+
+    /// <summary>UBLK_IO_RES_OK: a FETCH or COMMIT_AND_FETCH completed because a request waits in its descriptor.</summary>
+    public const int IoResultOk = 0;
+
+    /// <summary>UBLK_IO_RES_ABORT (-ENODEV): the device is going away; the command will not be completed again.</summary>
+    public const int IoResultAbort = -(int)Errno.ENODEV;
+
+    /// <summary>UBLKSRV_CMD_BUF_OFFSET: the mmap offset of queue 0's descriptor array on /dev/ublkcN.</summary>
+    public const long CommandBufferOffset = 0;
+
+    /// <summary>UBLK_F_CMD_IOCTL_ENCODE: we send the ioctl-encoded opcodes (UBLK_U_*).</summary>
+    public const ulong FlagCommandIoctlEncode = 1ul << 6;
+
+    /// <summary>_IOC_WRITE | _IOC_READ in the direction bits of an ioctl number.</summary>
+    private const uint IoctlReadWrite = 3u << 30;
+
+    /// <summary>The ioctl-encoded control opcode, UBLK_U_CMD_x = _IOWR('u', x, struct ublksrv_ctrl_cmd).</summary>
+    public static uint EncodeControl(uint command) => EncodeReadWrite(command, 32);
+
+    /// <summary>The ioctl-encoded I/O opcode, UBLK_U_IO_x = _IOWR('u', x, struct ublksrv_io_cmd).</summary>
+    public static uint EncodeIo(uint command) => EncodeReadWrite(command, 16);
+
+    private static uint EncodeReadWrite(uint number, uint size) => IoctlReadWrite | (size << 16) | ((uint)'u' << 8) | number;
 }
 
 /// <summary>struct ublksrv_ctrl_cmd: the payload of a control command on /dev/ublk-control.</summary>

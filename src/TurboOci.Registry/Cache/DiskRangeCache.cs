@@ -235,7 +235,17 @@ public sealed class DiskRangeCache : IRangeCache
                     if (parts.Length == 2 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var offset) &&
                         int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var length))
                     {
-                        yield return new CachedRange(blob, offset, length, file.FullName, file.Length, file.LastWriteTimeUtc);
+                        long bytes;
+                        try
+                        {
+                            bytes = file.Length;
+                        }
+                        catch (FileNotFoundException)
+                        {
+                            continue; // evicted (perhaps by another process) between listing and stat
+                        }
+
+                        yield return new CachedRange(blob, offset, length, file.FullName, bytes, file.LastWriteTimeUtc);
                     }
                 }
             }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using TurboOci.Frontends.Fuse;
 using TurboOci.Frontends.Nbd;
+using TurboOci.Interop.Fuse;
 using TurboOci.Interop.Linux;
 using TurboOci.Storage;
 
@@ -18,7 +19,13 @@ namespace TurboOci.Benchmarks.Frontends;
 /// Jobs: 4 KiB random reads at queue depth 1 (mean completion latency) and 16 (IOPS), 1 MiB sequential reads at depth 4 (MB/s).
 /// Each job runs --runs times and keeps its best run (lowest latency, highest IOPS and MB/s): on a shared
 /// machine the best run is the least disturbed one.
-/// Usage: peer frontends [--size MiB] [--runtime SECONDS] [--runs N] [--work DIR]
+/// The FUSE cases and their losetup peer run interleaved (peer, ours, peer, ours...), so a load that comes
+/// and goes on a shared machine hits both alike.
+/// Usage: peer frontends [--size MiB] [--runtime SECONDS] [--runs N] [--work DIR] [--only fuse|nbd]
+///        [--fuse-workers N] [--with-copy]
+/// (--only fuse measures the FUSE cases and their losetup peer only, --only nbd the NBD pair; --with-copy adds
+/// a FUSE mount that copies READ payloads through a buffer, FuseFileMountOptions.MappedReads = false, the
+/// path before mapped replies, for a before/after in the same run.)
 /// </summary>
 public sealed class FrontendsPeerBenchmark : IPeerBenchmark
 {
@@ -32,6 +39,13 @@ public sealed class FrontendsPeerBenchmark : IPeerBenchmark
         var runtime = BenchArgs.Int(args, "--runtime", 3);
         var runs = BenchArgs.Int(args, "--runs", 3);
         var work = BenchArgs.Text(args, "--work") ?? Path.Combine(Path.GetTempPath(), "turbooci-bench-frontends");
+        var only = BenchArgs.Text(args, "--only");
+        if (only is not (null or "fuse" or "nbd"))
+        {
+            Console.Error.WriteLine($"--only {only}: expected fuse or nbd");
+            return 1;
+        }
+
         Directory.CreateDirectory(work);
         var image = Path.Combine(work, $"raw-{sizeMiB}m.img");
         if (!File.Exists(image) || new FileInfo(image).Length != sizeMiB * (1L << 20))
@@ -48,22 +62,24 @@ public sealed class FrontendsPeerBenchmark : IPeerBenchmark
 
         WarmPageCache(image);
         Console.WriteLine($"image: {image}, {sizeMiB} MiB, hot in the page cache; fio {runtime} s per job, best of {runs}; {Environment.ProcessorCount} cores; {Tool("fio", "--version")}; {Tool("qemu-nbd", "--version").Split('\n')[0]}");
+        Console.WriteLine("targets (issue 6): QD1 latency <= loop + 40 µs; NBD QD16 IOPS >= 1.0x qemu-nbd; sequential >= 0.8x loop");
         Console.WriteLine();
         Console.WriteLine($"{"case",-44} {"4K QD1 µs",10} {"4K QD16 IOPS",13} {"1M seq MB/s",12}");
 
         var timing = new Timing(runtime, runs);
-        var loop = MeasureLoopPeer(image, timing);
-        var fuse = MeasureFuse(image, work, timing, out var fuseFile);
-        var qemu = MeasureQemuNbd(image, work, timing);
-        var nbd = MeasureNbd(image, work, timing);
+        if (only is null or "fuse")
+        {
+            var options = new FuseFileMountOptions { Workers = BenchArgs.Int(args, "--fuse-workers", new FuseFileMountOptions().Workers) };
+            MeasureFuse(image, work, timing, options, withCopy: args.Contains("--with-copy"));
+        }
 
-        Console.WriteLine();
-        Console.WriteLine("targets (issue 6): QD1 latency <= loop + 40 µs; NBD QD16 IOPS >= 1.0x qemu-nbd; sequential >= 0.8x loop");
-        Console.WriteLine($"  FUSE+loop QD1 latency: loop + {fuse.Qd1LatencyMicroseconds - loop.Qd1LatencyMicroseconds:0.0} µs");
-        Console.WriteLine($"  FUSE file (no loop) QD1 latency: loop + {fuseFile.Qd1LatencyMicroseconds - loop.Qd1LatencyMicroseconds:0.0} µs");
-        Console.WriteLine($"  FUSE+loop QD16 IOPS: {fuse.Qd16Iops / loop.Qd16Iops:0.00}x loop");
-        Console.WriteLine($"  FUSE+loop sequential: {fuse.SequentialMBps / loop.SequentialMBps:0.00}x loop");
-        Console.WriteLine($"  NBD QD16 IOPS: {nbd.Qd16Iops / qemu.Qd16Iops:0.00}x qemu-nbd; QD1 latency: qemu-nbd {nbd.Qd1LatencyMicroseconds - qemu.Qd1LatencyMicroseconds:+0.0;-0.0} µs; sequential {nbd.SequentialMBps / qemu.SequentialMBps:0.00}x qemu-nbd");
+        if (only is null or "nbd")
+        {
+            var qemu = MeasureQemuNbd(image, work, timing);
+            var nbd = MeasureNbd(image, work, timing);
+            Console.WriteLine($"  NBD QD16 IOPS: {nbd.Qd16Iops / qemu.Qd16Iops:0.00}x qemu-nbd; QD1 latency: qemu-nbd {nbd.Qd1LatencyMicroseconds - qemu.Qd1LatencyMicroseconds:+0.0;-0.0} µs; sequential {nbd.SequentialMBps / qemu.SequentialMBps:0.00}x qemu-nbd");
+        }
+
         return 0;
     }
 
@@ -71,37 +87,58 @@ public sealed class FrontendsPeerBenchmark : IPeerBenchmark
 
     private sealed record Timing(int Runtime, int Runs);
 
-    private static Result MeasureLoopPeer(string image, Timing timing)
+    /// <summary>The FUSE cases against a plain losetup of the image, every job of every case interleaved.</summary>
+    private static void MeasureFuse(string image, string work, Timing timing, FuseFileMountOptions options, bool withCopy)
     {
-        var loop = LoopDevice.Attach(image, readOnly: true, directIo: false);
+        using var source = FileBlockSource.OpenRead(image);
+        using var fuse = MountFuse(Path.Combine(work, "fuse"), source, options);
+        using var copying = withCopy ? MountFuse(Path.Combine(work, "fuse-copy"), source, options with { MappedReads = false }) : null;
+        var peer = LoopDevice.Attach(image, readOnly: true, directIo: false);
+        var ourLoop = LoopDevice.Attach(fuse.FilePath, readOnly: true, directIo: true);
+        var copyLoop = copying is null ? null : LoopDevice.Attach(copying.FilePath, readOnly: true, directIo: true);
         try
         {
-            return Report("losetup of the raw file (peer)", BlockJobs(loop.Path), timing);
+            var cases = new List<(string Name, string Path)>
+            {
+                ("losetup of the raw file (peer)", peer.Path),
+                ($"FUSE file + loop (dio), ours, {options.Workers} workers", ourLoop.Path),
+                ("FUSE file read directly (O_DIRECT), ours", fuse.FilePath),
+            };
+            if (copyLoop is not null)
+            {
+                cases.Add(("FUSE file + loop, buffer copy (before)", copyLoop.Path));
+            }
+
+            var results = Interleaved(cases.Select(c => (c.Name, BlockJobs(c.Path))).ToArray(), timing);
+            var (loop, ours, fileOnly) = (results[0], results[1], results[2]);
+            Console.WriteLine($"  FUSE+loop QD1 latency: loop + {ours.Qd1LatencyMicroseconds - loop.Qd1LatencyMicroseconds:0.0} µs");
+            Console.WriteLine($"  FUSE file (no loop) QD1 latency: loop + {fileOnly.Qd1LatencyMicroseconds - loop.Qd1LatencyMicroseconds:0.0} µs");
+            Console.WriteLine($"  FUSE+loop QD16 IOPS: {ours.Qd16Iops / loop.Qd16Iops:0.00}x loop");
+            Console.WriteLine($"  FUSE+loop sequential: {ours.SequentialMBps / loop.SequentialMBps:0.00}x loop");
+            if (copyLoop is not null)
+            {
+                var before = results[3];
+                Console.WriteLine($"  before (buffer copy): QD1 loop + {before.Qd1LatencyMicroseconds - loop.Qd1LatencyMicroseconds:0.0} µs, QD16 {before.Qd16Iops / loop.Qd16Iops:0.00}x loop, sequential {before.SequentialMBps / loop.SequentialMBps:0.00}x loop");
+            }
+
+            var queue = $"/sys/block/loop{ourLoop.Number}";
+            Console.WriteLine($"  ({fuse.FileSystem.RequestCount(FuseOpcode.Read)} FUSE READ requests, {fuse.MappedReplies} written from the mapped file; " +
+                              $"{fuse.FileSystem.MaxWrite >> 10} KiB max transfer; loop on FUSE: dio={File.ReadAllText(queue + "/loop/dio").Trim()}, " +
+                              $"max_sectors_kb={File.ReadAllText(queue + "/queue/max_sectors_kb").Trim()})");
         }
         finally
         {
-            loop.Detach();
+            copyLoop?.Detach();
+            ourLoop.Detach();
+            peer.Detach();
         }
     }
 
-    private static Result MeasureFuse(string image, string work, Timing timing, out Result fileOnly)
+    private static FuseFileMount MountFuse(string dir, BlockSource source, FuseFileMountOptions options)
     {
-        var dir = Path.Combine(work, "fuse");
         Directory.CreateDirectory(dir);
         FuseFileMount.CleanupStale(dir);
-        using var source = FileBlockSource.OpenRead(image);
-        using var fuse = FuseFileMount.Mount(dir, source);
-        var loop = LoopDevice.Attach(fuse.FilePath, readOnly: true, directIo: true);
-        try
-        {
-            var result = Report("FUSE file + loop (dio), ours", BlockJobs(loop.Path), timing);
-            fileOnly = Report("FUSE file read directly (O_DIRECT), ours", BlockJobs(fuse.FilePath), timing);
-            return result;
-        }
-        finally
-        {
-            loop.Detach();
-        }
+        return FuseFileMount.Mount(dir, source, options);
     }
 
     private static Result MeasureNbd(string image, string work, Timing timing)
@@ -160,12 +197,40 @@ public sealed class FrontendsPeerBenchmark : IPeerBenchmark
         ("seq", ["--ioengine=nbd", "--uri=" + uri, "--rw=read", "--bs=1m", "--iodepth=4"]),
     ];
 
-    private static Result Report(string name, (string Name, string[] Args)[] jobs, Timing timing)
+    private static Result Report(string name, (string Name, string[] Args)[] jobs, Timing timing) =>
+        Interleaved([(name, jobs)], timing)[0];
+
+    /// <summary>
+    /// Runs each job of every case --runs times, the cases taking turns within a job, and keeps each
+    /// case's best run per job (lowest latency, highest IOPS and MB/s): the least disturbed one.
+    /// </summary>
+    private static Result[] Interleaved((string Name, (string Name, string[] Args)[] Jobs)[] cases, Timing timing)
     {
-        var results = jobs.Select(job => Enumerable.Range(0, timing.Runs).Select(_ => Fio(job.Name, job.Args, timing.Runtime)).ToArray()).ToArray();
-        var result = new Result(results[0].Min(r => r.LatencyMicroseconds), results[1].Max(r => r.Iops), results[2].Max(r => r.MBps));
-        Console.WriteLine($"{name,-44} {result.Qd1LatencyMicroseconds,10:0.0} {result.Qd16Iops,13:0} {result.SequentialMBps,12:0}");
-        return result;
+        var runs = cases.Select(_ => new List<(double LatencyMicroseconds, double Iops, double MBps)>[3]).ToArray();
+        for (var job = 0; job < 3; job++)
+        {
+            for (var c = 0; c < cases.Length; c++)
+            {
+                runs[c][job] = [];
+            }
+
+            for (var run = 0; run < timing.Runs; run++)
+            {
+                for (var c = 0; c < cases.Length; c++)
+                {
+                    var (name, args) = cases[c].Jobs[job];
+                    runs[c][job].Add(Fio(name, args, timing.Runtime));
+                }
+            }
+        }
+
+        return cases.Select((c, i) =>
+        {
+            var result = new Result(runs[i][0].Min(r => r.LatencyMicroseconds), runs[i][1].Max(r => r.Iops), runs[i][2].Max(r => r.MBps));
+            var spread = $"seq {runs[i][2].Min(r => r.MBps):0}-{runs[i][2].Max(r => r.MBps):0}";
+            Console.WriteLine($"{c.Name,-44} {result.Qd1LatencyMicroseconds,10:0.0} {result.Qd16Iops,13:0} {result.SequentialMBps,12:0}   ({spread})");
+            return result;
+        }).ToArray();
     }
 
     private static (double LatencyMicroseconds, double Iops, double MBps) Fio(string name, string[] jobArgs, int runtime)

@@ -24,11 +24,12 @@ public sealed class RegistryPeerBenchmark : IPeerBenchmark
         var accessLog = options.Get("access-log") ?? throw new ArgumentException("--access-log FILE is required");
         var blobMiB = int.Parse(options.Get("blob-mb") ?? "500", CultureInfo.InvariantCulture);
         var rounds = int.Parse(options.Get("rounds") ?? "3", CultureInfo.InvariantCulture);
-        RunAsync(host, accessLog, blobMiB, rounds).GetAwaiter().GetResult();
+        var parts = (options.Get("parts") ?? "ranges,miss,sequential").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
+        RunAsync(host, accessLog, blobMiB, rounds, parts).GetAwaiter().GetResult();
         return 0;
     }
 
-    private static async Task RunAsync(string host, string accessLog, int blobMiB, int rounds)
+    private static async Task RunAsync(string host, string accessLog, int blobMiB, int rounds, IReadOnlySet<string> parts)
     {
         using var client = new RegistryClient();
         var image = ImageReference.Parse($"{host}/{Repository}");
@@ -39,8 +40,25 @@ public sealed class RegistryPeerBenchmark : IPeerBenchmark
         await client.PushBlobAsync(image, digest, blob.Length, () => new MemoryStream(blob, writable: false), chunkSize: 64 << 20);
         var url = $"http://{host}/v2/{Repository}/blobs/{digest}";
         var curl = new CurlPeer(url);
-        var tableRows = new List<string>();
+        if (parts.Contains("ranges"))
+        {
+            await RangesAsync(client, image, digest, blob, curl, rounds);
+        }
 
+        if (parts.Contains("miss"))
+        {
+            Console.WriteLine();
+            await RequestsPerMissAsync(client, image, digest, blob, accessLog, digest.ToString());
+        }
+
+        if (parts.Contains("sequential"))
+        {
+            await SequentialAsync(client, image, digest, blob, curl, rounds);
+        }
+    }
+
+    private static async Task RangesAsync(RegistryClient client, ImageReference image, Digest digest, byte[] blob, CurlPeer curl, int rounds)
+    {
         Console.WriteLine();
         Console.WriteLine($"range fetches, best of {rounds} rounds (MB/s = 10^6 bytes/s; p50/p99 latency in ms)");
         Console.WriteLine($"{"range",-6} {"thr",3} {"ours MB/s",10} {"curl MB/s",10} {"ratio",6}   {"ours p50/p99",14} {"curl p50/p99",14}");
@@ -63,26 +81,35 @@ public sealed class RegistryPeerBenchmark : IPeerBenchmark
                 var row = $"{Human(size),-6} {threads,3} {bestOurs!.MBps,10:0.0} {bestCurl!.MBps,10:0.0} {bestOurs.MBps / bestCurl.MBps,6:0.00}   " +
                           $"{bestOurs.P50,6:0.00}/{bestOurs.P99,-7:0.00} {bestCurl.P50,6:0.00}/{bestCurl.P99,-7:0.00}";
                 Console.WriteLine(row);
-                tableRows.Add(row);
             }
         }
+    }
 
+    private static async Task SequentialAsync(RegistryClient client, ImageReference image, Digest digest, byte[] blob, CurlPeer curl, int rounds)
+    {
         Console.WriteLine();
-        await RequestsPerMissAsync(client, image, digest, blob, accessLog, digest.ToString());
-
-        Console.WriteLine();
-        Console.WriteLine("whole blob, sequential 1 MiB reads through the remote block source (1 MiB units, read-ahead 16) vs curl of the blob");
+        Console.WriteLine("whole blob, sequential 1 MiB reads through the remote block source (default options: 1 MiB units, read-ahead 8 growing to 32) vs curl of the blob");
         double bestSource = 0, bestCurlWhole = 0, bestDownload = 0;
+        double leastSourceCpu = double.MaxValue, leastCurlCpu = double.MaxValue;
+        // One unmeasured round first: tiered JIT recompiles the hot path early on, which a node's long-running reader never pays again.
+        await ReadSequentiallyAsync(client, image, digest, blob, report: false);
         for (var round = 0; round < rounds; round++)
         {
-            bestSource = Math.Max(bestSource, await SequentialAsync(client, image, digest, blob));
-            bestCurlWhole = Math.Max(bestCurlWhole, curl.Whole(blob.Length));
+            var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+            bestSource = Math.Max(bestSource, await ReadSequentiallyAsync(client, image, digest, blob));
+            leastSourceCpu = Math.Min(leastSourceCpu, (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds);
+            var (curlMBps, curlCpu) = curl.Whole(blob.Length);
+            bestCurlWhole = Math.Max(bestCurlWhole, curlMBps);
+            leastCurlCpu = Math.Min(leastCurlCpu, curlCpu);
             var clock = Stopwatch.StartNew();
             await client.DownloadBlobAsync(image, digest, Stream.Null);
             bestDownload = Math.Max(bestDownload, blob.Length / clock.Elapsed.TotalSeconds / 1e6);
         }
 
         Console.WriteLine($"  ours {bestSource:0.0} MB/s, curl {bestCurlWhole:0.0} MB/s, ratio {bestSource / bestCurlWhole:0.00}");
+        // CPU per GB does not depend on what else the machine runs, unlike wall-clock throughput on a busy host.
+        var gigabytes = blob.Length / 1e9;
+        Console.WriteLine($"  client CPU (user+sys) per GB: ours {leastSourceCpu / gigabytes:0.00} s, curl {leastCurlCpu / gigabytes:0.00} s");
         Console.WriteLine($"  (our client's single digest-checked GET of the whole blob: {bestDownload:0.0} MB/s, ratio {bestDownload / bestCurlWhole:0.00})");
     }
 
@@ -144,10 +171,9 @@ public sealed class RegistryPeerBenchmark : IPeerBenchmark
         return count;
     }
 
-    private static async Task<double> SequentialAsync(RegistryClient client, ImageReference image, Digest digest, byte[] blob)
+    private static async Task<double> ReadSequentiallyAsync(RegistryClient client, ImageReference image, Digest digest, byte[] blob, bool report = true)
     {
-        await using var source = await RemoteBlobSource.OpenAsync(client, image, digest, blob.Length,
-            new RemoteBlobOptions { FetchUnit = 1024 * 1024, ReadAheadUnits = 16 });
+        await using var source = await RemoteBlobSource.OpenAsync(client, image, digest, blob.Length, new RemoteBlobOptions());
         var buffer = new byte[1024 * 1024];
         var clock = Stopwatch.StartNew();
         for (long offset = 0; offset < blob.Length; offset += buffer.Length)
@@ -159,7 +185,13 @@ public sealed class RegistryPeerBenchmark : IPeerBenchmark
             }
         }
 
-        return blob.Length / clock.Elapsed.TotalSeconds / 1e6;
+        var throughput = blob.Length / clock.Elapsed.TotalSeconds / 1e6;
+        if (report)
+        {
+            Console.WriteLine($"  round: {throughput:0.0} MB/s in {source.FetchRequests} requests, {source.FetchedBytes / (double)blob.Length:0.000}x the blob fetched");
+        }
+
+        return throughput;
     }
 
     private static string Human(int size) => size >= 1 << 20 ? $"{size >> 20}M" : $"{size >> 10}K";
@@ -225,12 +257,17 @@ public sealed class RegistryPeerBenchmark : IPeerBenchmark
             }
         }
 
-        public double Whole(long size)
+        /// <summary>Throughput of one plain GET of the blob, and the CPU seconds curl spent on it (from /usr/bin/time).</summary>
+        public (double MBps, double CpuSeconds) Whole(long size)
         {
             var clock = Stopwatch.StartNew();
-            using var process = Start("curl", "-s", "-o", "/dev/null", url);
+            using var process = Start("/usr/bin/time", "-f", "cpu %U %S", "curl", "-s", "-o", "/dev/null", url);
+            var stderr = process.StandardError.ReadToEnd();
             process.WaitForExit();
-            return size / clock.Elapsed.TotalSeconds / 1e6;
+            var wall = clock.Elapsed;
+            var cpu = stderr.Split('\n').Single(l => l.StartsWith("cpu ", StringComparison.Ordinal)).Split(' ')[1..]
+                .Sum(s => double.Parse(s, CultureInfo.InvariantCulture));
+            return (size / wall.TotalSeconds / 1e6, cpu);
         }
 
         private static Process Start(string program, params string[] args)

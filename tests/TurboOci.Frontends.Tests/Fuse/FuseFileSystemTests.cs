@@ -3,6 +3,7 @@ using System.Text;
 using TurboOci.Frontends.Fuse;
 using TurboOci.Interop.Fuse;
 using TurboOci.Storage;
+using TurboOci.Testing;
 
 namespace TurboOci.Frontends.Tests.Fuse;
 
@@ -111,6 +112,62 @@ public sealed class FuseFileSystemTests
         Assert.Null(fs.LastSourceError);
     }
 
+    [Fact]
+    public void AReadOfAFileSliceNamesTheFileBytesInsteadOfReadingThem()
+    {
+        using var temp = new TempDir();
+        var bytes = new byte[3 * Size];
+        new Random(10).NextBytes(bytes);
+        File.WriteAllBytes(temp.File("raw.img"), bytes);
+        const long start = Size + 4097;
+        using var file = FileBlockSource.OpenRead(temp.File("raw.img"));
+        using var slice = new SliceBlockSource(file, start, Size);
+        var fs = new FuseFileSystem(slice, "device", readOnly: true, maxWrite: 1 << 20);
+        Assert.Same(file, fs.BackingFile.File);
+        Assert.Equal(start, fs.BackingFile.Start);
+        Send(fs, FuseOpcode.Init, 0, new FuseInitIn { Major = 7, Minor = 38 });
+
+        // Across the end: a header that counts the 100 bytes left, and those bytes named in the file.
+        var request = Request(FuseOpcode.Read, FuseFileSystem.FileNodeId, new FuseReadIn { Offset = Size - 100, Size = 1 << 20 });
+        var reply = new byte[fs.ReplyBufferSize];
+        Assert.Equal(s_outHeader, fs.Handle(request, reply, out var payload));
+        Assert.Equal((uint)(s_outHeader + 100), MemoryMarshal.Read<FuseOutHeader>(reply).Length);
+        Assert.Equal(new FilePayload(start + Size - 100, 100, 77, Size - 100), payload);
+
+        // The buffer fallback answers exactly as the plain handler does: the slice's bytes.
+        var fallback = fs.ReplyFromBuffer(payload, reply);
+        Assert.Equal(s_outHeader + 100, fallback);
+        Assert.Equal(bytes.AsSpan((int)(start + Size - 100), 100), reply.AsSpan(s_outHeader, 100));
+
+        // Nothing left to read, other requests and sources in memory carry no payload.
+        Assert.Equal(s_outHeader, fs.Handle(Request(FuseOpcode.Read, FuseFileSystem.FileNodeId, new FuseReadIn { Offset = Size, Size = 4096 }), reply, out payload));
+        Assert.True(payload.IsEmpty);
+        Assert.True(fs.Handle(Request(FuseOpcode.GetAttr, FuseFileSystem.FileNodeId, default(FuseGetAttrIn)), reply, out payload) > s_outHeader);
+        Assert.True(payload.IsEmpty);
+        var (memory, _) = Create();
+        Assert.Null(memory.BackingFile.File);
+        Assert.Equal(s_outHeader + 4096, memory.Handle(Request(FuseOpcode.Read, FuseFileSystem.FileNodeId, new FuseReadIn { Offset = 0, Size = 4096 }), reply, out payload));
+        Assert.True(payload.IsEmpty);
+    }
+
+    private static byte[] Request<T>(FuseOpcode opcode, ulong nodeId, T body)
+        where T : unmanaged
+    {
+        var bytes = new byte[Marshal.SizeOf<T>()];
+        MemoryMarshal.Write(bytes, in body);
+        return Request(opcode, nodeId, bytes);
+    }
+
+    /// <summary>A request as the kernel lays it out: the in-header, then the body; unique id 77.</summary>
+    private static byte[] Request(FuseOpcode opcode, ulong nodeId, byte[] body)
+    {
+        var request = new byte[s_inHeader + body.Length];
+        var header = new FuseInHeader { Length = (uint)request.Length, Opcode = opcode, Unique = 77, NodeId = nodeId };
+        MemoryMarshal.Write(request, in header);
+        body.CopyTo(request, s_inHeader);
+        return request;
+    }
+
     private static (FuseFileSystem FileSystem, byte[] Bytes) Create(bool initialize = true)
     {
         var bytes = new byte[Size];
@@ -134,12 +191,8 @@ public sealed class FuseFileSystemTests
 
     private static (int Error, byte[] Body) Send(FuseFileSystem fs, FuseOpcode opcode, ulong nodeId, byte[] body)
     {
-        var request = new byte[s_inHeader + body.Length];
-        var header = new FuseInHeader { Length = (uint)request.Length, Opcode = opcode, Unique = 77, NodeId = nodeId };
-        MemoryMarshal.Write(request, in header);
-        body.CopyTo(request, s_inHeader);
         var reply = new byte[fs.ReplyBufferSize];
-        var length = fs.Handle(request, reply);
+        var length = fs.Handle(Request(opcode, nodeId, body), reply);
         var outHeader = MemoryMarshal.Read<FuseOutHeader>(reply);
         Assert.Equal((uint)length, outHeader.Length);
         Assert.Equal(77UL, outHeader.Unique);

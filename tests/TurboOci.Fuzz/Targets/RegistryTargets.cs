@@ -85,3 +85,39 @@ public sealed class ImageReferenceTarget : IFuzzTarget
         }
     }
 }
+
+/// <summary>overlaybd's repoBlobUrl as a config carries it: split into registry and repository, or refused.</summary>
+public sealed class RepoBlobUrlTarget : IFuzzTarget
+{
+    public string Name => "repo-blob-url";
+
+    public void Run(ReadOnlySpan<byte> input)
+    {
+        var (image, _) = RegistryBlobStore.ParseRepoBlobUrl(Encoding.UTF8.GetString(input));
+        if (image.Registry.Length == 0 || image.Repository.Length == 0)
+        {
+            throw new InvalidOperationException("an accepted repoBlobUrl must name a registry and a repository");
+        }
+    }
+
+    public bool IsExpected(Exception exception) => exception is FormatException or ArgumentException;
+}
+
+/// <summary>
+/// A Docker-style credential document (config.json, overlaybd's credential file, a credential server's
+/// <c>data</c>): read only its auths, look a registry up; a bad entry is refused as invalid data.
+/// </summary>
+public sealed class CredentialDocumentTarget : IFuzzTarget
+{
+    public string Name => "credential-document";
+
+    public void Run(ReadOnlySpan<byte> input)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(input.ToArray(), new System.Text.Json.JsonDocumentOptions { MaxDepth = 32 });
+        var provider = new DockerConfigCredentialProvider(document.RootElement, "fuzz");
+        _ = provider.Find("127.0.0.1:5000");
+        _ = provider.Find("docker.io");
+    }
+
+    public bool IsExpected(Exception exception) => exception is System.Text.Json.JsonException or InvalidDataException;
+}

@@ -39,22 +39,38 @@ public sealed class LoopbackHttpServer : IAsyncDisposable, IDisposable
     private const int MaxHeaderBytes = 64 * 1024;
     private const int MaxBodyBytes = 256 * 1024 * 1024;
 
-    private readonly TcpListener _listener;
+    private readonly Socket _listener;
     private readonly Func<LoopbackRequest, Stream, Socket, CancellationToken, Task<bool>> _handler;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
     private readonly List<Socket> _connections = [];
 
     public LoopbackHttpServer(Func<LoopbackRequest, Stream, Socket, CancellationToken, Task<bool>> handler)
+        : this(handler, new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp), new IPEndPoint(IPAddress.Loopback, 0))
+    {
+    }
+
+    /// <summary>Serves HTTP on a Unix domain socket at <paramref name="socketPath"/> instead of TCP (<see cref="Port"/> is 0).</summary>
+    public LoopbackHttpServer(Func<LoopbackRequest, Stream, Socket, CancellationToken, Task<bool>> handler, string socketPath)
+        : this(handler, new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified), new UnixDomainSocketEndPoint(socketPath))
+    {
+        SocketPath = socketPath;
+    }
+
+    private LoopbackHttpServer(Func<LoopbackRequest, Stream, Socket, CancellationToken, Task<bool>> handler, Socket listener, EndPoint endPoint)
     {
         _handler = handler;
-        _listener = new TcpListener(IPAddress.Loopback, 0);
-        _listener.Start();
-        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _listener = listener;
+        _listener.Bind(endPoint);
+        _listener.Listen(128);
+        Port = _listener.LocalEndPoint is IPEndPoint ip ? ip.Port : 0;
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
     public int Port { get; }
+
+    /// <summary>For a Unix-socket server: its path.</summary>
+    public string? SocketPath { get; }
 
     /// <summary>http://127.0.0.1:PORT</summary>
     public string BaseUrl => $"http://127.0.0.1:{Port}";
@@ -103,7 +119,7 @@ public sealed class LoopbackHttpServer : IAsyncDisposable, IDisposable
             Socket socket;
             try
             {
-                socket = await _listener.AcceptSocketAsync(_stop.Token).ConfigureAwait(false);
+                socket = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
             }
             catch (Exception) when (_stop.IsCancellationRequested)
             {
@@ -127,7 +143,11 @@ public sealed class LoopbackHttpServer : IAsyncDisposable, IDisposable
     {
         try
         {
-            socket.NoDelay = true;
+            if (socket.AddressFamily != AddressFamily.Unix)
+            {
+                socket.NoDelay = true;
+            }
+
             await using var stream = new NetworkStream(socket, ownsSocket: false);
             var reader = new BufferedRequestReader(stream);
             while (!_stop.IsCancellationRequested)
@@ -157,7 +177,7 @@ public sealed class LoopbackHttpServer : IAsyncDisposable, IDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        _listener.Stop();
+        _listener.Dispose();
         lock (_connections)
         {
             foreach (var socket in _connections)

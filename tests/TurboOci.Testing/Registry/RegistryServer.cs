@@ -47,8 +47,9 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
     private readonly ConcurrentQueue<string> _output = new();
     private int _disposed;
 
-    private RegistryServer(string root, int port, Process process, RegistryAuth auth, string? password, TestTokenServer? tokens)
+    private RegistryServer(string root, int port, Process process, RegistryAuth auth, string? password, TestTokenServer? tokens, string? certificatePath)
     {
+        CertificatePath = certificatePath;
         Root = root;
         Port = port;
         _process = process;
@@ -65,7 +66,10 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
     /// <summary><c>127.0.0.1:PORT</c>, the registry part of an image reference.</summary>
     public string Host => $"127.0.0.1:{Port}";
 
-    public string BaseUrl => $"http://{Host}";
+    public string BaseUrl => $"{(CertificatePath is null ? "http" : "https")}://{Host}";
+
+    /// <summary>For a TLS registry: its self-signed certificate (PEM), the CA a client must be told to trust.</summary>
+    public string? CertificatePath { get; }
 
     public RegistryAuth Auth { get; }
 
@@ -85,7 +89,17 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
     public string Output => string.Join('\n', _output);
 
     /// <summary>Starts a registry and waits until <c>/v2/</c> answers.</summary>
-    public static async Task<RegistryServer> StartAsync(RegistryAuth auth = RegistryAuth.Anonymous, CancellationToken cancellationToken = default)
+    public static Task<RegistryServer> StartAsync(RegistryAuth auth = RegistryAuth.Anonymous, CancellationToken cancellationToken = default) =>
+        StartCoreAsync(auth, tls: false, cancellationToken);
+
+    /// <summary>
+    /// Starts a registry that speaks only TLS, with a self-signed certificate for 127.0.0.1 made by openssl
+    /// (<see cref="CertificatePath"/>), and waits until <c>/v2/</c> answers.
+    /// </summary>
+    public static Task<RegistryServer> StartTlsAsync(RegistryAuth auth = RegistryAuth.Anonymous, CancellationToken cancellationToken = default) =>
+        StartCoreAsync(auth, tls: true, cancellationToken);
+
+    private static async Task<RegistryServer> StartCoreAsync(RegistryAuth auth, bool tls, CancellationToken cancellationToken)
     {
         var program = Tool.Which("docker-registry");
         Exception? last = null;
@@ -111,6 +125,17 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
                                $"    issuer: {TestTokenServer.Issuer}\n    rootcertbundle: {tokens.RootCertificatePath}\n";
                 }
 
+                string? certificate = null;
+                var tlsYaml = "";
+                if (tls)
+                {
+                    certificate = System.IO.Path.Combine(root, "registry.crt");
+                    var key = System.IO.Path.Combine(root, "registry.key");
+                    Tool.RunChecked("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", key, "-out", certificate,
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:TRUE"]);
+                    tlsYaml = $"\n  tls:\n    certificate: {certificate}\n    key: {key}";
+                }
+
                 var config = $"""
                     version: 0.1
                     log:
@@ -127,7 +152,7 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
                         disable: true
                     http:
                       addr: 127.0.0.1:{port}
-                      secret: {Convert.ToHexString(RandomNumberGenerator.GetBytes(16))}
+                      secret: {Convert.ToHexString(RandomNumberGenerator.GetBytes(16))}{tlsYaml}
                     {authYaml}
                     """;
                 var configPath = System.IO.Path.Combine(root, "config.yml");
@@ -142,7 +167,7 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
                 startInfo.ArgumentList.Add("serve");
                 startInfo.ArgumentList.Add(configPath);
                 var process = new Process { StartInfo = startInfo };
-                var server = new RegistryServer(root, port, process, auth, password, tokens);
+                var server = new RegistryServer(root, port, process, auth, password, tokens, certificate);
                 process.OutputDataReceived += (_, e) => server.OnLine(e.Data);
                 process.ErrorDataReceived += (_, e) => server.OnLine(e.Data);
                 process.Start();
@@ -191,7 +216,8 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
     /// <summary>An HttpClient for the harness's own pushes and checks: Basic or bearer credentials pre-set.</summary>
     public async Task<HttpClient> CreateAuthorizedClientAsync(string repository, CancellationToken cancellationToken = default)
     {
-        var client = new HttpClient { BaseAddress = new Uri(BaseUrl), Timeout = TimeSpan.FromMinutes(5) };
+        var client = NewHttpClient(TimeSpan.FromMinutes(5));
+        client.BaseAddress = new Uri(BaseUrl);
         switch (Auth)
         {
             case RegistryAuth.Basic:
@@ -261,7 +287,7 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
 
     private async Task WaitUntilReadyAsync(CancellationToken cancellationToken)
     {
-        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        using var client = NewHttpClient(TimeSpan.FromSeconds(2));
         var deadline = Stopwatch.StartNew();
         while (true)
         {
@@ -293,6 +319,19 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
 
             await Task.Delay(50, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The harness's own client: for a TLS registry it trusts exactly this registry's certificate.</summary>
+    private HttpClient NewHttpClient(TimeSpan timeout)
+    {
+        var handler = new HttpClientHandler();
+        if (CertificatePath is not null)
+        {
+            var expected = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(CertificatePath));
+            handler.ServerCertificateCustomValidationCallback = (_, certificate, _, _) => certificate is not null && certificate.RawData.AsSpan().SequenceEqual(expected.RawData);
+        }
+
+        return new HttpClient(handler, disposeHandler: true) { Timeout = timeout };
     }
 
     private void OnLine(string? line)

@@ -10,7 +10,9 @@ namespace TurboOci.Testing.Registry;
 /// A bearer-token realm for <see cref="RegistryServer"/>: answers <c>GET /token?service=..&amp;scope=..</c>
 /// with a real RS256 JWT that docker-registry verifies against the self-signed certificate written to
 /// <see cref="RootCertificatePath"/>. Optionally demands Basic credentials before issuing a token.
-/// Counts the tokens it issued per scope so tests can prove tokens are cached.
+/// Counts the tokens it issued per scope so tests can prove tokens are cached. Also answers the OAuth2 form,
+/// <c>POST /token</c> with <c>grant_type=refresh_token</c>, for the identity token it handed out
+/// (<see cref="IssueIdentityToken"/>), as registries do for Docker's <c>identitytoken</c> logins.
 /// </summary>
 public sealed class TestTokenServer : IDisposable, IAsyncDisposable
 {
@@ -49,6 +51,18 @@ public sealed class TestTokenServer : IDisposable, IAsyncDisposable
 
     /// <summary>The last token handed out, so tests can grep logs for it.</summary>
     public string? LastToken { get; private set; }
+
+    /// <summary>The refresh token POSTs must present, once <see cref="IssueIdentityToken"/> made one.</summary>
+    public string? IdentityToken { get; private set; }
+
+    /// <summary>Access tokens issued for refresh-token grants (POST), not counting GETs.</summary>
+    public int RefreshGrants => _refreshGrants;
+
+    private int _refreshGrants;
+
+    /// <summary>Makes a random identity (refresh) token this realm will accept on its OAuth2 POST.</summary>
+    public string IssueIdentityToken() =>
+        IdentityToken = "idt-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
 
     /// <summary>
     /// The key id docker-registry derives from a trusted public key (docker/libtrust): SHA-256 of the
@@ -96,6 +110,12 @@ public sealed class TestTokenServer : IDisposable, IAsyncDisposable
             return true;
         }
 
+        if (request.Method == "POST")
+        {
+            await HandleRefreshGrantAsync(request, stream, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+
         if (_username is not null)
         {
             var expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{_username}:{_password}"));
@@ -121,6 +141,33 @@ public sealed class TestTokenServer : IDisposable, IAsyncDisposable
         });
         await LoopbackHttpServer.WriteResponseAsync(stream, 200, "OK", [new("Content-Type", "application/json")], body, cancellationToken).ConfigureAwait(false);
         return true;
+    }
+
+    /// <summary>OAuth2 form POST: <c>grant_type=refresh_token&amp;refresh_token=..&amp;service=..&amp;scope=a b</c>.</summary>
+    private async Task HandleRefreshGrantAsync(LoopbackRequest request, Stream stream, CancellationToken cancellationToken)
+    {
+        var form = Encoding.UTF8.GetString(request.Body).Split('&', StringSplitOptions.RemoveEmptyEntries)
+            .Select(pair => pair.Split('=', 2))
+            .ToDictionary(p => Uri.UnescapeDataString(p[0].Replace('+', ' ')), p => p.Length > 1 ? Uri.UnescapeDataString(p[1].Replace('+', ' ')) : "");
+        if (form.GetValueOrDefault("grant_type") != "refresh_token" || IdentityToken is null || form.GetValueOrDefault("refresh_token") != IdentityToken)
+        {
+            await LoopbackHttpServer.WriteResponseAsync(stream, 401, "Unauthorized", [new("Content-Type", "application/json")],
+                "{\"error\":\"invalid_grant\"}"u8.ToArray(), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var scopes = (form.GetValueOrDefault("scope") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).ToList();
+        var token = Sign(form.GetValueOrDefault("service") ?? Service, scopes);
+        _issuedScopes.Enqueue(string.Join(' ', scopes));
+        Interlocked.Increment(ref _refreshGrants);
+        LastToken = token;
+        var body = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
+        {
+            ["access_token"] = token,
+            ["expires_in"] = (int)Lifetime.TotalSeconds,
+            ["scope"] = string.Join(' ', scopes),
+        });
+        await LoopbackHttpServer.WriteResponseAsync(stream, 200, "OK", [new("Content-Type", "application/json")], body, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Grants every action asked for in each <c>repository:NAME:ACTIONS</c> scope.</summary>

@@ -132,6 +132,18 @@ public sealed class GuestAgentResult(GuestRunResult run)
         return new GuestAgentResult(run with { ExitCode = exitCode, Stdout = string.Join('\n', section) });
     }
 
+    /// <summary>
+    /// The agent run of the section <c>@@NAME</c> whose exit code the script printed as <c>exit-NAME=CODE</c>
+    /// after it (the shape a script gets from <c>echo "@@$n"; dotnet "$agent" $n ...; echo "exit-$n=$?"; echo "@@end"</c>).
+    /// Fails the test with the whole run when the script printed no such exit line.
+    /// </summary>
+    public static GuestAgentResult FromNamedSection(GuestRunResult run, string name)
+    {
+        var exitLine = run.Stdout.Split('\n').FirstOrDefault(line => line.StartsWith($"exit-{name}=", StringComparison.Ordinal));
+        Xunit.Assert.True(exitLine is not null, $"the guest printed no exit-{name}= line\n{run}");
+        return FromSection(run, "@@" + name, int.Parse(exitLine![(name.Length + 6)..].Trim(), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     /// <summary>The whole boot.</summary>
     public GuestRunResult Run { get; } = run;
 

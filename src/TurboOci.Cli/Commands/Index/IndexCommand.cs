@@ -19,8 +19,11 @@ public sealed class IndexCommand : ICommand
     [Option("base", HelpText = "Base layer the stack starts from (an LSMT/ZFile layer holding an ext4). Default: overlaybd's stock ext4_64 (empty 64 GiB ext4), built in and written to DIR/base/ext4_64.")]
     public string? Base { get; set; }
 
-    [Option("span", Default = GzipIndexOptions.DefaultSpan, HelpText = "gzip index span in uncompressed bytes (at least 65536); the default 1 MiB gives overlaybd's gzip.meta byte for byte.")]
+    [Option("span", Default = GzipIndexOptions.DefaultSpan, HelpText = "gzip index span in uncompressed bytes (at least 65536); the default 1 MiB with --exact-gzip-index gives overlaybd's gzip.meta byte for byte.")]
     public int Span { get; set; } = GzipIndexOptions.DefaultSpan;
+
+    [Option("exact-gzip-index", HelpText = "Store every gzip.meta window whole, as overlaybd does: with the default span the file is overlaybd's byte for byte. Default: windows keep only the bytes the compressed data after each access point reads (the others are zeroed), so gzip.meta is about a fifth the size and still reads the same in overlaybd.")]
+    public bool ExactGzipIndex { get; set; }
 
     [Option("mode", Default = "mapped", HelpText = "mapped: TurboOCI fs-meta whose file data stay in the original blob; copied: native overlaybd layers (overlaybd.commit) holding the data.")]
     public string Mode { get; set; } = "mapped";
@@ -44,6 +47,7 @@ public sealed class IndexCommand : ICommand
             {
                 Mode = mode,
                 Span = Span,
+                SparseWindows = !ExactGzipIndex,
                 Progress = read =>
                 {
                     cancellationToken.ThrowIfCancellationRequested();

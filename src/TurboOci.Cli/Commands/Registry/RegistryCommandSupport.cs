@@ -23,6 +23,9 @@ public abstract class RegistryCommandBase
     [Option("insecure", Separator = ',', HelpText = "Registries (host:port, comma separated) to reach over plain HTTP. Loopback registries always are.")]
     public IEnumerable<string> Insecure { get; set; } = [];
 
+    [Option("ca-file", HelpText = "PEM file of certificate authorities to trust for registries' TLS certificates, besides the system's (a private registry's CA).")]
+    public string? CaFile { get; set; }
+
     [Option("mirror", Separator = ',', HelpText = "Pull mirrors as REGISTRY=MIRROR (comma separated), tried in order before the registry.")]
     public IEnumerable<string> MirrorSpecs { get; set; } = [];
 
@@ -60,15 +63,17 @@ public abstract class RegistryCommandBase
         }
 
         providers.Add(new DockerConfigCredentialProvider(DockerConfig ?? DockerConfigCredentialProvider.DefaultPath));
-        if (File.Exists(config.CredentialFilePath))
+        // The node config's credential source: its credential file, or an http/https/uds credential server.
+        if (OverlaybdCredentials.For(config) is { } nodeCredentials)
         {
-            providers.Add(new DockerConfigCredentialProvider(config.CredentialFilePath));
+            providers.Add(nodeCredentials);
         }
 
         return new RegistryClient(new RegistryClientOptions
         {
             Credentials = new ChainedCredentialProvider([.. providers]),
             InsecureRegistries = Insecure.ToHashSet(StringComparer.Ordinal),
+            CaCertificatesFile = CaFile,
             Mirrors = ParsePairs(MirrorSpecs, "--mirror").GroupBy(p => p.Key).ToDictionary(g => g.Key, g => (IReadOnlyList<string>)g.Select(p => p.Value).ToList()),
             Proxies = ParsePairs(ProxySpecs, "--proxy").ToDictionary(p => p.Key, p => new Uri(p.Value)),
             Retry = new RetryPolicy { MaxAttempts = Math.Max(1, Retries) },

@@ -1,0 +1,117 @@
+using TurboOci.Interop.Zlib;
+using TurboOci.Storage;
+using TurboOci.Storage.Compression;
+using TurboOci.Testing;
+
+namespace TurboOci.Formats.GzipIndex.Tests;
+
+/// <summary>
+/// Sparse windows (only the bytes the deflate data reads are kept): the same access points as the full
+/// (overlaybd byte-identical) index, and every span inflated from them exactly as overlaybd's reader does
+/// (raw zlib, <c>inflatePrime</c>, <c>inflateSetDictionary</c>) gives the bytes <c>gzip -dc</c> gives.
+/// </summary>
+public sealed class SparseWindowTests
+{
+    [Fact]
+    public void OnOverlaybdsReferenceLayerTheSparseIndexHasOverlaybdsPointsAndDecodesTheSame()
+    {
+        var layer = File.ReadAllBytes(RepoPaths.Fixture("overlaybd-reference", "inputs", "layer.tar.gz"));
+        var overlaybds = File.ReadAllBytes(RepoPaths.Fixture("overlaybd-reference", "turbooci", "gzip.meta"));
+        var (sparse, _) = GzipTestData.BuildIndex(layer, new GzipIndexOptions { SparseWindows = true });
+        AssertSameDecoding(layer, overlaybds, sparse);
+        Assert.True(sparse.Length < overlaybds.Length * 3 / 4, $"sparse index {sparse.Length} bytes, overlaybd's {overlaybds.Length}");
+    }
+
+    [Theory]
+    [InlineData("gzip", "-6 -n", false)]
+    [InlineData("gzip", "-9 -n", true)]
+    [InlineData("pigz", "-n -b 128", false)]
+    public void ManyPointsOfMixedContentDecodeTheSame(string tool, string arguments, bool twoMembers)
+    {
+        var content = GzipTestData.MixedContent(seed: 11, size: 6 << 20);
+        var blob = GzipTestData.Compress(content, tool, arguments);
+        if (twoMembers)
+        {
+            blob = [.. blob, .. GzipTestData.Compress(GzipTestData.MixedContent(seed: 12, size: 1 << 20), tool, arguments)];
+        }
+
+        var full = GzipTestData.BuildIndex(blob, new GzipIndexOptions { Span = 1 << 16, SpanDigests = true });
+        var sparse = GzipTestData.BuildIndex(blob, new GzipIndexOptions { Span = 1 << 16, SpanDigests = true, SparseWindows = true });
+        AssertSameDecoding(blob, full.Index, sparse.Index);
+        Assert.True(sparse.Index.Length < full.Index.Length, $"sparse index {sparse.Index.Length} bytes, full {full.Index.Length}");
+
+        // The span digests do not depend on the windows, and the reader checking every span's CRC against them accepts the sparse index.
+        Assert.Equal(SpanRecords(full.Result), SpanRecords(sparse.Result));
+        using var reader = GzipTestData.OpenReader(blob, sparse.Index, sparse.Result.Spans);
+        var all = new byte[reader.Size];
+        Assert.Equal(all.Length, reader.ReadAt(0, all));
+        Assert.Equal(GzipTestData.GunzipReference(blob), all);
+    }
+
+    private static IEnumerable<(string, uint, bool)> SpanRecords(GzipIndexBuildResult result) =>
+        result.Spans!.Spans.Select(s => (Convert.ToHexString(s.CompressedSha256), s.UncompressedCrc32, s.StartsMember));
+
+    /// <summary>
+    /// Same header (but for the sizes of the file), same entries (but for window positions and lengths), each
+    /// sparse window a copy of the full one with some bytes zeroed, and every span decoded from the sparse
+    /// window by raw zlib as overlaybd does equal to <c>gzip -dc</c>'s bytes.
+    /// </summary>
+    private static void AssertSameDecoding(byte[] blob, byte[] fullIndex, byte[] sparseIndex)
+    {
+        var full = GzipSeekIndex.Load(new MemoryBlockSource(fullIndex), SystemZlib.Instance);
+        var sparse = GzipSeekIndex.Load(new MemoryBlockSource(sparseIndex), SystemZlib.Instance);
+        var stable = (GzipIndexHeader h) => h with { IndexFileSize = 0, IndexStart = 0, IndexAreaLen = 0, Crc = 0 };
+        Assert.Equal(stable(full.Header), stable(sparse.Header));
+        Assert.Equal(full.Entries.Select(e => (e.DePos, e.EnPos, e.Bits)), sparse.Entries.Select(e => (e.DePos, e.EnPos, e.Bits)));
+
+        var expected = GzipTestData.GunzipReference(blob);
+        var fullWindow = new byte[GzipIndexHeader.WindowSize];
+        var sparseWindow = new byte[GzipIndexHeader.WindowSize];
+        var zeroed = 0;
+        for (var i = 0; i < sparse.Entries.Count; i++)
+        {
+            full.ReadWindow(i, fullWindow);
+            sparse.ReadWindow(i, sparseWindow);
+            for (var b = 0; b < sparseWindow.Length; b++)
+            {
+                Assert.True(sparseWindow[b] == 0 || sparseWindow[b] == fullWindow[b], $"entry {i}: window byte {b} was changed, not zeroed");
+                zeroed += sparseWindow[b] != fullWindow[b] ? 1 : 0;
+            }
+
+            var entry = sparse.Entries[i];
+            var end = i + 1 < sparse.Entries.Count ? sparse.Entries[i + 1].DePos : expected.Length;
+            var span = InflateAsOverlaybd(blob, entry, sparseWindow, checked((int)(end - entry.DePos)));
+            Assert.Equal(end - entry.DePos, span.Length);
+            Assert.True(expected.AsSpan((int)entry.DePos, span.Length).SequenceEqual(span), $"entry {i} at {entry.DePos} decodes differently");
+        }
+
+        Assert.True(zeroed > 0, "no window byte was dropped");
+    }
+
+    /// <summary>overlaybd's read path (§4.5): raw inflate, prime the pending bits, install the window, inflate on.</summary>
+    private static byte[] InflateAsOverlaybd(byte[] blob, GzipIndexEntry entry, byte[] window, int length)
+    {
+        using var inflater = SystemZlib.Instance.Create(InflateWrapper.Raw);
+        var input = blob.AsSpan((int)entry.EnPos);
+        if (entry.Bits > 0)
+        {
+            inflater.Prime(entry.Bits, blob[entry.EnPos - 1] >> (8 - entry.Bits));
+        }
+
+        inflater.SetDictionary(window);
+        var output = new byte[length];
+        var produced = 0;
+        while (produced < length)
+        {
+            var result = inflater.Inflate(input, output.AsSpan(produced), InflateFlush.NoFlush);
+            produced += result.Produced;
+            input = input[result.Consumed..];
+            if (result.Status == InflateStatus.StreamEnd || (result.Consumed == 0 && result.Produced == 0))
+            {
+                break;
+            }
+        }
+
+        return output[..produced];
+    }
+}
