@@ -7,7 +7,7 @@ namespace TurboOci.Daemon;
 /// <summary>
 /// The daemon's control socket: a Unix stream socket, readable and writable by root only, taking
 /// <see cref="ControlRequest"/> lines and answering each with one <see cref="ControlResponse"/> line.
-/// A failed request is answered with its error; a malformed line ends that connection only.
+/// A failed or malformed request is answered with its error; a line longer than the bound ends that connection only.
 /// </summary>
 public sealed class ControlServer : IAsyncDisposable
 {

@@ -20,7 +20,7 @@ public static class DaemonHost
 
         // The restore takes the service's gate before the socket listens: a client connecting meanwhile (one that
         // started this daemon, say) is answered once the devices of the last run are back, never without them.
-        var state = ControlCodec.LoadState(paths.StateFile);
+        var state = LoadStateOrSetAside(paths, log);
         if (state.Devices.Count > 0)
         {
             log($"restoring {state.Devices.Count} device(s) from {paths.StateFile}");
@@ -38,6 +38,25 @@ public static class DaemonHost
         catch (OperationCanceledException)
         {
             log("stopping: detaching every device (they stay in the state file)");
+        }
+    }
+
+    /// <summary>
+    /// The state of the last run. A damaged state file must not keep the daemon from starting: it is moved aside
+    /// (kept for a human to read) and the daemon starts with no devices.
+    /// </summary>
+    private static DaemonState LoadStateOrSetAside(DaemonPaths paths, Action<string> log)
+    {
+        try
+        {
+            return ControlCodec.LoadState(paths.StateFile);
+        }
+        catch (InvalidDataException e)
+        {
+            var aside = paths.StateFile + ".damaged";
+            File.Move(paths.StateFile, aside, overwrite: true);
+            log($"{paths.StateFile} is damaged ({e.Message}): moved to {aside}, starting with no devices");
+            return new DaemonState();
         }
     }
 

@@ -592,6 +592,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         if (_options.SparseWindows)
         {
             SparseWindow.Reduce(_inflaters, window, pending.Captured, pending.Bits);
+            pending.DropCapture();
         }
 
         if (!_options.CompressWindows)
@@ -726,6 +727,12 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         public bool CaptureFull => _capturedLength == MaxCapture;
 
         public ReadOnlySpan<byte> Captured => _captured.AsSpan(0, _capturedLength);
+
+        public void DropCapture()
+        {
+            _captured = [];
+            _capturedLength = 0;
+        }
 
         public void Append(ReadOnlySpan<byte> bytes)
         {

@@ -83,6 +83,19 @@ public sealed class DockerConfigCredentialProvider : ICredentialProvider
 
     private void Load(JsonElement root, bool allowHelpers)
     {
+        try
+        {
+            LoadEntries(root, allowHelpers);
+        }
+        catch (InvalidOperationException e)
+        {
+            // JsonElement.GetString on a string that is not valid UTF-8.
+            throw new InvalidDataException($"{Path}: credential document holds text that is not valid UTF-8", e);
+        }
+    }
+
+    private void LoadEntries(JsonElement root, bool allowHelpers)
+    {
         if (root.TryGetProperty("auths", out var auths) && auths.ValueKind == JsonValueKind.Object)
         {
             foreach (var entry in auths.EnumerateObject())

@@ -94,7 +94,7 @@ public sealed class RegistryBlobStore : IDisposable
         }
 
         var segments = uri.AbsolutePath.Trim('/').Split('/');
-        if (segments.Length < 3 || segments[0] != "v2" || segments[^1] != "blobs")
+        if (segments.Length < 3 || segments[0] != "v2" || segments[^1] != "blobs" || segments.Any(segment => segment.Length == 0))
         {
             throw new FormatException($"repoBlobUrl '{repoBlobUrl}' is not of the form scheme://host/v2/<repository>/blobs");
         }

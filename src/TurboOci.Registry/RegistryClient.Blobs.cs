@@ -135,8 +135,19 @@ public sealed partial class RegistryClient
                 int read;
                 while ((read = await body.ReadAsync(buffer, token).ConfigureAwait(false)) > 0)
                 {
+                    // Bytes read are written, hashed and counted together or not at all: a timeout that cancelled
+                    // the write after hashing would have the retry hash them twice (a digest mismatch), and a
+                    // destination failure retried as a network error would leave a gap.
+                    try
+                    {
+                        await destination.WriteAsync(buffer.AsMemory(0, read), CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (IOException e)
+                    {
+                        throw new RegistryException($"blob {digest}: writing the download failed: {e.Message}", null, e);
+                    }
+
                     hash.AppendData(buffer, 0, read);
-                    await destination.WriteAsync(buffer.AsMemory(0, read), token).ConfigureAwait(false);
                     received += read;
                     progress?.Report(received);
                 }

@@ -13,6 +13,7 @@ public static class Program
         ["tcmu-stack"] = TcmuStackCheck.RunAsync,
         ["tcmu-serve"] = TcmuRecoveryCheck.ServeAsync,
         ["tcmu-recovery"] = TcmuRecoveryCheck.RunAsync,
+        ["tcmu-scsi"] = TcmuScsiCheck.RunAsync,
         ["ublk-stack"] = UblkStackCheck.RunAsync,
         ["nbd-stack"] = NbdStackCheck.RunAsync,
     };

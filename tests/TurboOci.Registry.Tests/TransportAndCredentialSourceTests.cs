@@ -206,7 +206,7 @@ public sealed class TransportAndCredentialSourceTests
         Assert.Equal(("reg.example", "ns/sub/repo", false), (image.Registry, image.Repository, plain));
         (image, plain) = RegistryBlobStore.ParseRepoBlobUrl("http://10.0.0.2:5000/v2/repo/blobs");
         Assert.Equal(("10.0.0.2:5000", "repo", true), (image.Registry, image.Repository, plain));
-        foreach (var bad in new[] { "ftp://h/v2/r/blobs", "https://h/v1/r/blobs", "https://h/v2/blobs", "https://h/v2/r/manifests", "https://h/v2/r/blobs?x=1", "not a url" })
+        foreach (var bad in new[] { "ftp://h/v2/r/blobs", "https://h/v1/r/blobs", "https://h/v2/blobs", "https://h/v2//blobs", "https://h/v2/a//b/blobs", "https://h/v2/r/manifests", "https://h/v2/r/blobs?x=1", "not a url" })
         {
             Assert.Throws<FormatException>(() => RegistryBlobStore.ParseRepoBlobUrl(bad));
         }

@@ -15,6 +15,10 @@ namespace TurboOci.Frontends.Fuse;
 /// <remarks>
 /// The file is opened with FOPEN_DIRECT_IO: every read and write reaches the block source, so the
 /// page cache holds the filesystem's blocks once (above the loop device), not twice.
+/// Requests carry up to 1 MiB (max_write and max_pages = 256 in INIT), so a loop device's 1 MiB
+/// reads reach the source whole. For a source that is a local file, READ replies can leave the
+/// payload in the file (<see cref="Handle(ReadOnlySpan{byte}, Span{byte}, out FilePayload)"/>) for the
+/// caller to send from a mapping of it in one copy.
 /// </remarks>
 public sealed class FuseFileSystem
 {
@@ -111,8 +115,9 @@ public sealed class FuseFileSystem
         Handle(request, reply, payloadFromFile: true, out payload);
 
     /// <summary>
-    /// Answers the READ of <paramref name="payload"/> from the buffer after all, when its file could not
-    /// deliver it (it shrank under us): the same reply <see cref="Handle(ReadOnlySpan{byte}, Span{byte})"/> gives.
+    /// Answers the READ of <paramref name="payload"/> from a buffer after all, when the caller cannot send
+    /// it from the file (say the file grew past what it mapped): the same reply
+    /// <see cref="Handle(ReadOnlySpan{byte}, Span{byte})"/> gives.
     /// </summary>
     public int ReplyFromBuffer(in FilePayload payload, Span<byte> reply) =>
         ReplyToRead(payload.Unique, payload.SourceOffset, payload.Length, reply);
@@ -328,10 +333,16 @@ public sealed class FuseFileSystem
             return Error(reply, header.Unique, refusal);
         }
 
+        // An empty write changes nothing, wherever it points (past the end too): nothing to ask the source.
+        if (input.Size == 0)
+        {
+            return Reply(reply, header.Unique, default(FuseWriteOut));
+        }
+
         // Like a block device: a write that starts at the end finds no space, one that crosses it is cut short.
         var offset = (long)input.Offset;
         var size = _source.Size;
-        if (input.Size > 0 && offset >= size)
+        if (offset >= size)
         {
             return Error(reply, header.Unique, Errno.ENOSPC);
         }

@@ -55,6 +55,9 @@ public sealed class TcmuDevice : IAsyncDisposable
     private TcmuRing? _ring;
     private Thread? _loop;
     private int _disposed;
+    private long _checkConditions;
+    private long _mediumErrors;
+    private long _completed;
 
     private TcmuDevice(BlockSource source, TcmuDeviceOptions options, TcmuConfigFs configFs, ScsiDisk disk)
     {
@@ -88,10 +91,11 @@ public sealed class TcmuDevice : IAsyncDisposable
     /// <summary>Why the serving loop stopped early, or null.</summary>
     public Exception? Fault { get; private set; }
 
-    private long _checkConditions;
-    private long _mediumErrors;
-    private long _completed;
-
+    /// <summary>
+    /// Serves <paramref name="source"/> as the TCMU disk <see cref="TcmuDeviceOptions.Name"/>, creating its configfs
+    /// objects or adopting those a dead handler left; returns once the kernel's /dev/sdX exists. The source is not
+    /// owned: the caller disposes it after the device.
+    /// </summary>
     public static TcmuDevice Attach(BlockSource source, TcmuDeviceOptions options)
     {
         ArgumentNullException.ThrowIfNull(source);

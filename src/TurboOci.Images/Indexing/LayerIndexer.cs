@@ -21,7 +21,7 @@ public sealed record LayerIndexOptions
 
     /// <summary>
     /// Store only the window bytes the deflate data reads (<see cref="GzipIndexOptions.SparseWindows"/>): gzip.meta
-    /// shrinks to about a third and overlaybd reads it the same; false writes overlaybd's gzip.meta byte for byte.
+    /// shrinks to about a fifth and overlaybd reads it the same; false writes overlaybd's gzip.meta byte for byte.
     /// </summary>
     public bool SparseWindows { get; init; } = true;
 

@@ -50,7 +50,7 @@ public sealed class MetaImagePuller(RegistryClient? client = null)
                 continue;
             }
 
-            if (version != TurboOciLabels.TurboVersion)
+            if (version is not (TurboOciLabels.TurboVersion or TurboOciLabels.LegacyFastOciVersion))
             {
                 throw new TurboOciFormatException(MetaLayerBlob.FormatName, $"layers[{i}].annotations", 0, $"layer {layer.Digest}: version '{version}' with a target digest");
             }

@@ -25,6 +25,9 @@ public static class TurboOciLabels
     /// <summary>A TurboOCIv1 meta layer (needs overlaybd ≥ 0.6.10).</summary>
     public const string TurboVersion = "0.1.0-turbo.ociv1";
 
+    /// <summary>The deprecated earlier name of a TurboOCI meta layer, still accepted by the snapshotter.</summary>
+    public const string LegacyFastOciVersion = "0.1.0-fastoci";
+
     /// <summary>A native overlaybd layer, such as the raw ext4_64 base layer.</summary>
     public const string NativeVersion = "0.1.0";
 

@@ -222,6 +222,19 @@ public sealed class DaemonDeviceTests
         Assert.Contains("config", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ADamagedStateFileIsSetAsideAndTheDaemonStartsEmpty()
+    {
+        using var session = new DaemonSession();
+        Directory.CreateDirectory(session.Paths.Directory);
+        File.WriteAllText(session.Paths.StateFile, "{\"devices\": [{\"name\": ");
+        var config = DeviceStacks.IndexReferenceLayer(session);
+        var device = session.RunChecked("attach", "--config", config);
+        Assert.Equal(device, Assert.Single(session.List()).Device);
+        Assert.Equal("{\"devices\": [{\"name\": ", File.ReadAllText(session.Paths.StateFile + ".damaged"));
+        Assert.Contains("is damaged", session.Log(), StringComparison.Ordinal);
+    }
+
     /// <summary>The stack exported to a raw disk by 'turbooci export', for comparisons.</summary>
     private static string Export(DaemonSession session, string config)
     {

@@ -23,7 +23,7 @@ public sealed class DeviceHelpTests
         (code, stdout, _) = CliRunner.Run("mount", "--help");
         Assert.Equal(0, code);
         Assert.Contains("DIR", stdout, StringComparison.Ordinal);
-        Assert.Contains("read-only", stdout, StringComparison.Ordinal);
+        Assert.Contains("Read-only by default", stdout, StringComparison.Ordinal);
         (code, stdout, _) = CliRunner.Run("detach", "--help");
         Assert.Equal(0, code);
         Assert.Contains("--all", stdout, StringComparison.Ordinal);

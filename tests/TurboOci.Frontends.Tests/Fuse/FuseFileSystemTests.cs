@@ -48,6 +48,12 @@ public sealed class FuseFileSystemTests
         Assert.Equal(10u, MemoryMarshal.Read<FuseWriteOut>(crossing.Body).Size);
         Assert.Equal(-(int)TurboOci.Interop.Linux.Errno.ENOSPC, Send(fs, FuseOpcode.Write, FuseFileSystem.FileNodeId, new FuseWriteIn { Offset = Size, Size = 1 }, new byte[1]).Error);
 
+        // An empty write is answered "0 bytes" wherever it points, without asking the device (found by fuzzing).
+        var empty = Send(fs, FuseOpcode.Write, FuseFileSystem.FileNodeId, new FuseWriteIn { Offset = 16 * Size, Size = 0 });
+        Assert.Equal(0, empty.Error);
+        Assert.Equal(0u, MemoryMarshal.Read<FuseWriteOut>(empty.Body).Size);
+        Assert.Null(fs.LastSourceError);
+
         // A WRITE whose size disagrees with the bytes that came is malformed.
         Assert.Equal(-(int)TurboOci.Interop.Linux.Errno.EINVAL, Send(fs, FuseOpcode.Write, FuseFileSystem.FileNodeId, new FuseWriteIn { Offset = 0, Size = 100 }, new byte[20]).Error);
     }

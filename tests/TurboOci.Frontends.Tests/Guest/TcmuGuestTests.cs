@@ -42,6 +42,8 @@ public sealed class TcmuGuestTests(TcmuGuestTests.Boot boot, ITestOutputHelper o
     {
         var agent = boot.Agent("tcmu-recovery");
         output.WriteLine(agent.Run.Stdout);
+        output.WriteLine($"boot: {boot.Run.Elapsed.TotalSeconds:F1} s host wall clock; guest uptime marks: "
+            + string.Join(", ", boot.Run.Stdout.Split('\n').Where(l => l.StartsWith("time-", StringComparison.Ordinal))));
         Assert.True(agent.AllPassed, agent.ToString());
         Assert.Equal(
             new[]
@@ -52,19 +54,42 @@ public sealed class TcmuGuestTests(TcmuGuestTests.Boot boot, ITestOutputHelper o
             agent.Passed);
     }
 
+    [Fact]
+    public void Sg3UtilsThroughTheGuestKernelReadOurIdentityCapacityLimitsOpcodesAndSense()
+    {
+        var agent = boot.Agent("tcmu-scsi");
+        output.WriteLine(agent.Run.Stdout);
+        Assert.True(agent.AllPassed, agent.ToString());
+        Assert.Equal(
+            new[]
+            {
+                "tcmu-sg-inquiry", "tcmu-sg-serial", "tcmu-sg-capacity", "tcmu-sg-block-limits", "tcmu-sg-opcodes", "tcmu-sg-unknown-opcode",
+                "tcmu-sg-write-protected", "tcmu-sg-out-of-range", "tcmu-sg-no-medium-errors",
+            },
+            agent.Passed);
+    }
+
     /// <summary>The stack, built on the host, and the one boot all facts share.</summary>
     public sealed class Boot : IDisposable
     {
         private const string Script = """
             config="$1"; tree="$2"; sha="$3"; file="$4"; agent="$5"
+            echo "time-start=$(cut -d' ' -f1 /proc/uptime)"
             echo "@@tcmu-stack"
             dotnet "$agent" tcmu-stack "$config" "$tree" "$sha"
             echo "exit-tcmu-stack=$?"
             echo "@@end"
+            echo "time-tcmu-stack=$(cut -d' ' -f1 /proc/uptime)"
+            echo "@@tcmu-scsi"
+            dotnet "$agent" tcmu-scsi "$config"
+            echo "exit-tcmu-scsi=$?"
+            echo "@@end"
+            echo "time-tcmu-scsi=$(cut -d' ' -f1 /proc/uptime)"
             echo "@@tcmu-recovery"
             dotnet "$agent" tcmu-recovery "$config" "$file" "$4-sha"
             echo "exit-tcmu-recovery=$?"
             echo "@@end"
+            echo "time-tcmu-recovery=$(cut -d' ' -f1 /proc/uptime)"
             """;
 
         private readonly GuestStack _stack = GuestStack.Create();

@@ -147,6 +147,53 @@ public sealed class MetaImageTests
         Assert.Equal(result.Manifest.Digest, (await client.GetManifestAsync(ImageReference.Parse(destination))).Digest);
     }
 
+    [Fact]
+    public async Task ALayoutToLayoutConversionCarriesTheOriginalBlobsAndTheNodeSidePullsFromTheLayout()
+    {
+        using var temp = new TempDir();
+        var (image, layers) = WriteSyntheticImage(temp);
+        using var client = new RegistryClient();
+        var destination = temp.File("meta-layout");
+        var result = await new MetaImageConverter(client).ConvertAsync(
+            ImageStores.Parse($"oci:{image.LayoutPath}:{image.Tag}", client), ImageStores.Parse($"oci:{destination}:turbo", client), new MetaImageOptions { Oci = true });
+
+        // An OCI layout umoci accepts, tagged, holding the meta layers and the originals the node will read.
+        Tool.RunChecked("umoci", "stat", "--image", $"{destination}:turbo");
+        Assert.Equal(result.Manifest.Digest.ToString(), new Registry.OciLayout(destination).Resolve("turbo").Digest);
+        foreach (var layer in image.Layers)
+        {
+            Assert.Equal(File.ReadAllBytes(layer.Path), File.ReadAllBytes(TestLayout.BlobPath(destination, layer.Digest)));
+        }
+
+        var node = temp.File("node");
+        var stack = await new MetaImagePuller().PullAsync(ImageStores.Parse($"oci:{destination}:turbo", client), node);
+        FileTree.AssertSame(LayerModel.Merge(layers), ExportedDisk.CheckAndRead(stack, temp.File("disk.img")));
+    }
+
+    [Fact]
+    public async Task AZstdLayerIsRefusedBeforeAnythingIsPushed()
+    {
+        using var temp = new TempDir();
+        var tar = temp.File("layer.tar");
+        using (var file = File.Create(tar))
+        {
+            SyntheticLayers.Base().WriteTo(file);
+        }
+
+        Tool.RunChecked("zstd", "-q", "-f", tar, "-o", tar + ".zst");
+        var digest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(tar + ".zst")));
+        var blob = new TestLayerBlob(tar + ".zst", digest, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(tar))),
+            new FileInfo(tar + ".zst").Length, new FileInfo(tar).Length, LayerCompression.None);
+        var image = TestLayout.Write(temp.File("layout"), [blob]);
+
+        using var client = new RegistryClient();
+        var destination = temp.File("meta-layout");
+        var error = await Assert.ThrowsAsync<Storage.TurboOciFormatException>(() => new MetaImageConverter(client).ConvertAsync(
+            ImageStores.Parse($"oci:{image.LayoutPath}:{image.Tag}", client), ImageStores.Parse($"oci:{destination}:turbo", client)));
+        Assert.Contains($"layer {digest} is zstd-compressed", error.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(destination));
+    }
+
     private static IReadOnlyList<(string, string)> Annotations(JsonElement descriptor) =>
         descriptor.GetProperty("annotations").EnumerateObject().Select(p => (p.Name, p.Value.GetString()!)).ToList();
 
