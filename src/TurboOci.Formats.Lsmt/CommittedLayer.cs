@@ -213,6 +213,16 @@ public sealed class CommittedLayer : MappedLayer
         ReadBacking(backing, MappedPosition(entry, skip), destination);
     }
 
+    private protected override ReadOnlySpan<SegmentMapping> GetEntriesForRanges() => _index.Entries;
+
+    protected override bool TryGetEntryRange(in SegmentMapping entry, long skip, int length, out FileRange range) =>
+        TryGetBackingRange(entry.Tag == 0 ? _file : _target!, MappedPosition(entry, skip), length, out range);
+
+    protected internal override bool TryGetStackDataRange(in SegmentMapping entry, long skip, int length, out FileRange range) =>
+        IsWarp
+            ? TryGetRangeThrough(_index.Entries, MappedPosition(entry, skip), length, out range)
+            : TryGetEntryRange(entry, skip, length, out range);
+
     public override SegmentMapping[] GetStackEntries()
     {
         if (!IsWarp)

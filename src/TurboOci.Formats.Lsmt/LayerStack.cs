@@ -53,6 +53,14 @@ public sealed class LayerStack : MappedLayer
     protected override void ReadEntryData(in SegmentMapping entry, long skip, Span<byte> destination) =>
         _topFirst[entry.Tag].ReadStackData(entry.WithTag(0), skip, destination);
 
+    private protected override ReadOnlySpan<SegmentMapping> GetEntriesForRanges() => _index.Entries;
+
+    protected override bool TryGetEntryRange(in SegmentMapping entry, long skip, int length, out FileRange range) =>
+        _topFirst[entry.Tag].TryGetStackDataRange(entry.WithTag(0), skip, length, out range);
+
+    protected internal override bool TryGetStackDataRange(in SegmentMapping entry, long skip, int length, out FileRange range) =>
+        TryGetRangeThrough(_index.Entries, MappedPosition(entry, skip), length, out range);
+
     /// <summary>A stack stacked on something else looks like one layer: identity mappings resolved by this stack.</summary>
     public override SegmentMapping[] GetStackEntries() => SegmentIndex.ToIdentity(_index.Entries);
 

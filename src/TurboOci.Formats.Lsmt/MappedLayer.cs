@@ -8,7 +8,7 @@ namespace TurboOci.Formats.Lsmt;
 /// backing file, zeroed entries read zeros, and gaps read whatever <see cref="ReadGap"/> says (zeros for a
 /// read-only layer, the lower layers for a writable one).
 /// </summary>
-public abstract class MappedLayer : BlockSource
+public abstract class MappedLayer : BlockSource, IFileRangeSource
 {
     /// <summary>This layer's own uuid (upper-case text; the null UUID when none).</summary>
     public abstract string Uuid { get; }
@@ -123,6 +123,82 @@ public abstract class MappedLayer : BlockSource
                 yield return gap;
             }
         }
+    }
+
+    /// <summary>
+    /// Where the run at <paramref name="offset"/> is stored (see <see cref="IFileRangeSource"/>): one index lookup
+    /// resolves it to a piece of one entry's backing file, a zeroed entry or a gap.
+    /// </summary>
+    public virtual bool TryGetFileRange(long offset, int length, out FileRange range)
+    {
+        range = default;
+        var clamped = offset < 0 || length <= 0 ? 0 : ClampLength(offset, length);
+        return clamped > 0 && TryGetRangeThrough(GetEntriesForRanges(), offset, clamped, out range);
+    }
+
+    /// <summary>The sorted entries <see cref="TryGetFileRange"/> looks up (a layer's own index).</summary>
+    private protected abstract ReadOnlySpan<SegmentMapping> GetEntriesForRanges();
+
+    /// <summary>Resolves the first run of [offset, offset + length) through <paramref name="sorted"/>, as <see cref="ReadThrough"/> would read it.</summary>
+    protected bool TryGetRangeThrough(ReadOnlySpan<SegmentMapping> sorted, long offset, int length, out FileRange range)
+    {
+        var i = SegmentIndex.FindFirst(sorted, (ulong)offset >> LsmtConstants.SectorShift);
+        if (i < sorted.Length)
+        {
+            var entry = sorted[i];
+            var entryStart = checked((long)entry.Offset << LsmtConstants.SectorShift);
+            if (entryStart <= offset)
+            {
+                var run = (int)Math.Min(length, checked((long)entry.End << LsmtConstants.SectorShift) - offset);
+                if (entry.Zeroed)
+                {
+                    range = FileRange.Zeros(run);
+                    return true;
+                }
+
+                return TryGetEntryRange(entry, offset - entryStart, run, out range);
+            }
+
+            length = (int)Math.Min(length, entryStart - offset);
+        }
+
+        return TryGetGapRange(offset, length, out range);
+    }
+
+    /// <summary>Where <paramref name="length"/> bytes of an entry's data, <paramref name="skip"/> bytes into it, are stored; false unless overridden.</summary>
+    protected virtual bool TryGetEntryRange(in SegmentMapping entry, long skip, int length, out FileRange range)
+    {
+        range = default;
+        return false;
+    }
+
+    /// <summary>The run of a range no entry maps: zeros unless overridden (as <see cref="ReadGap"/>).</summary>
+    protected virtual bool TryGetGapRange(long offset, int length, out FileRange range)
+    {
+        range = FileRange.Zeros(length);
+        return true;
+    }
+
+    /// <summary>Where data of an entry from <see cref="GetStackEntries"/> is stored, as <see cref="ReadStackData"/> reads it; false unless overridden.</summary>
+    protected internal virtual bool TryGetStackDataRange(in SegmentMapping entry, long skip, int length, out FileRange range)
+    {
+        range = default;
+        return false;
+    }
+
+    /// <summary>
+    /// The run of <paramref name="length"/> bytes at <paramref name="position"/> of a backing source, with
+    /// <see cref="ReadBacking"/>'s rule: bytes past its end are zeros.
+    /// </summary>
+    protected static bool TryGetBackingRange(BlockSource backing, long position, int length, out FileRange range)
+    {
+        if (position >= backing.Size)
+        {
+            range = FileRange.Zeros(length);
+            return true;
+        }
+
+        return FileRanges.TryResolve(backing, position, length, out range);
     }
 
     /// <summary>The byte position <paramref name="skip"/> bytes into an entry's mapped data (open-time checks keep it in range).</summary>

@@ -321,6 +321,43 @@ public sealed class WritableLayer : MappedLayer
 
     public override SegmentMapping[] GetStackEntries() => SegmentIndex.ToIdentity(GetEntries());
 
+    /// <summary>Resolves a run under the index's read lock, as <see cref="ReadAt"/> reads.</summary>
+    public override bool TryGetFileRange(long offset, int length, out FileRange range)
+    {
+        _indexLock.EnterReadLock();
+        try
+        {
+            return base.TryGetFileRange(offset, length, out range);
+        }
+        finally
+        {
+            _indexLock.ExitReadLock();
+        }
+    }
+
+    private protected override ReadOnlySpan<SegmentMapping> GetEntriesForRanges() => _index.Entries;
+
+    protected override bool TryGetGapRange(long offset, int length, out FileRange range) =>
+        _lower is null ? base.TryGetGapRange(offset, length, out range) : TryGetBackingRange(_lower, offset, length, out range);
+
+    protected override bool TryGetEntryRange(in SegmentMapping entry, long skip, int length, out FileRange range)
+    {
+        var position = MappedPosition(entry, skip);
+        if (entry.Tag == 1)
+        {
+            range = default;
+            return _target is not null && TryGetBackingRange(_target, position, length, out range);
+        }
+
+        // As ReadEntryData: data past the end of the data file (a torn append) reads as zeros.
+        var stored = Math.Max(0, RandomAccess.GetLength(_data) - position);
+        range = stored == 0 ? FileRange.Zeros(length) : new FileRange(_data, position, (int)Math.Min(length, stored));
+        return true;
+    }
+
+    protected internal override bool TryGetStackDataRange(in SegmentMapping entry, long skip, int length, out FileRange range) =>
+        TryGetFileRange(MappedPosition(entry, skip), length, out range);
+
     protected internal override void ReadStackData(in SegmentMapping entry, long skip, Span<byte> destination) =>
         ReadAt(MappedPosition(entry, skip), destination);
 

@@ -17,7 +17,7 @@ namespace TurboOci.Images;
 /// read lazily through a <see cref="RegistryBlobStore"/>; a TurboOCI target is <c>targetFile</c>, else
 /// <c>targetDigest</c> from the registry, the same way.
 /// </remarks>
-public sealed class ImageStack : BlockSource
+public sealed class ImageStack : BlockSource, IFileRangeSource
 {
     private readonly BlockSource _top;
     private readonly List<IDisposable> _owned;
@@ -232,6 +232,9 @@ public sealed class ImageStack : BlockSource
     public override void Trim(long offset, long length) => _top.Trim(offset, length);
 
     public override IEnumerable<BlockExtent> GetExtents(long offset, long length) => _top.GetExtents(offset, length);
+
+    /// <summary>Where the top's bytes are stored (a frontend sends them from mappings of those files).</summary>
+    public bool TryGetFileRange(long offset, int length, out FileRange range) => FileRanges.TryResolve(_top, offset, length, out range);
 
     protected override void Dispose(bool disposing)
     {

@@ -15,7 +15,7 @@ namespace TurboOci.GuestAgent;
 public static class TcmuRecoveryCheck
 {
     private const string DeviceName = "turbooci-recovery";
-    private const int ReaderIterations = 150;
+    private const int ReaderIterations = 60;
 
     public static async Task ServeAsync(string[] args, CheckReport report)
     {

@@ -21,9 +21,10 @@ public sealed record FuseFileMountOptions
     public int MaxTransfer { get; init; } = 1 << 20;
 
     /// <summary>
-    /// Send READ replies of a file-backed source (a <see cref="FileBlockSource"/> or a slice of one) from a
-    /// shared mapping of the file: the kernel copies the file's page cache into the reader's pages once,
-    /// where reading into a buffer and writing that copies twice. Other sources always use a buffer.
+    /// Send READ replies of a file-backed source (a <see cref="FileBlockSource"/>, a slice of one, a stack of
+    /// uncompressed LSMT layers: see <see cref="FileRanges"/>) from shared mappings of its files: the kernel
+    /// copies the files' page cache into the reader's pages once, where reading into a buffer and writing that
+    /// copies twice. Runs that are not stored verbatim (compressed, remote) and other sources use a buffer.
     /// </summary>
     public bool MappedReads { get; init; } = true;
 
@@ -49,12 +50,12 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
     private Exception? _workerFault;
     private int _disposed;
 
-    private readonly MappedFile? _mappedFile;
+    private readonly MappedFileSet? _mappings;
     private long _mappedReplies;
 
-    private FuseFileMount(string mountPoint, SafeFileHandle device, FuseFileSystem fileSystem, int workers, string fileName, MappedFile? mappedFile)
+    private FuseFileMount(string mountPoint, SafeFileHandle device, FuseFileSystem fileSystem, int workers, string fileName, MappedFileSet? mappings)
     {
-        _mappedFile = mappedFile;
+        _mappings = mappings;
         MountPoint = mountPoint;
         FilePath = Path.Combine(mountPoint, fileName);
         FileSystem = fileSystem;
@@ -102,9 +103,9 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
         try
         {
             FuseKernel.Mount(device, full, "turbooci", Subtype, fileSystem.ReadOnly, options.AllowOther);
-            // Mapped before serving starts: the mapping lives as long as the workers that use it.
-            var mapped = options.MappedReads && fileSystem.BackingFile.File is { } file ? TryMap(file) : null;
-            mount = new FuseFileMount(full, device, fileSystem, options.Workers, options.FileName, mapped);
+            // Files are mapped on first use; the mappings live as long as the workers that use them.
+            var mappings = options.MappedReads && fileSystem.ResolvesFileRanges ? new MappedFileSet() : null;
+            mount = new FuseFileMount(full, device, fileSystem, options.Workers, options.FileName, mappings);
             foreach (var worker in mount._workers)
             {
                 worker.Start();
@@ -137,19 +138,6 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
             }
 
             throw;
-        }
-    }
-
-    /// <summary>A mapping of the source's file, or null where the file system cannot map it: replies then go through a buffer.</summary>
-    private static MappedFile? TryMap(FileBlockSource file)
-    {
-        try
-        {
-            return MappedFile.Map(file.Handle, file.Size);
-        }
-        catch (ErrnoException e) when (e.Errno is Errno.ENODEV or Errno.EACCES or Errno.ENOMEM)
-        {
-            return null;
         }
     }
 
@@ -211,6 +199,7 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
     {
         var request = new byte[FileSystem.RequestBufferSize];
         var reply = new byte[FileSystem.ReplyBufferSize];
+        using var vector = new FuseReplyVector();
         try
         {
             while (!_stop.IsCancellationRequested)
@@ -234,26 +223,17 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
                 }
 
                 FilePayload payload = default;
-                var length = _mappedFile is null
+                var length = _mappings is null
                     ? FileSystem.Handle(request.AsSpan(0, read), reply)
                     : FileSystem.Handle(request.AsSpan(0, read), reply, out payload);
                 if (!payload.IsEmpty)
                 {
-                    if (_mappedFile!.Contains(payload.FileOffset, payload.Length))
+                    if (TrySendMapped(payload, reply.AsSpan(0, length), vector))
                     {
-                        var sent = FuseKernel.WriteReply(_device, reply.AsSpan(0, length), _mappedFile.KernelView(payload.FileOffset, payload.Length));
-
-                        // EFAULT: the file shrank below the mapping; the kernel has failed this request with EIO.
-                        if (sent != -(int)Errno.EFAULT)
-                        {
-                            CheckReplyResult(sent);
-                            Interlocked.Increment(ref _mappedReplies);
-                        }
-
                         continue;
                     }
 
-                    length = FileSystem.ReplyFromBuffer(payload, reply); // past the mapping: the file grew after mounting
+                    length = FileSystem.ReplyFromBuffer(payload, reply); // a run not stored verbatim in a mappable file
                 }
 
                 if (length > 0)
@@ -266,6 +246,43 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
         {
             Interlocked.CompareExchange(ref _workerFault, e, null);
         }
+    }
+
+    /// <summary>
+    /// Sends a READ reply from mappings of the files that hold its bytes, gathered with one writev: false (nothing
+    /// sent) when a run is not stored verbatim in a local file, cannot be mapped, or the reply needs too many pieces.
+    /// </summary>
+    private bool TrySendMapped(in FilePayload payload, ReadOnlySpan<byte> header, FuseReplyVector vector)
+    {
+        vector.Clear();
+        for (var offset = payload.SourceOffset; vector.PayloadLength < payload.Length;)
+        {
+            var remaining = payload.Length - vector.PayloadLength;
+            if (!FileRanges.TryResolve(FileSystem.Source, offset, remaining, out var run) || run.Length <= 0 || run.Length > remaining)
+            {
+                return false;
+            }
+
+            var added = run.IsZeros
+                ? vector.TryAddZeros(run.Length)
+                : _mappings!.Get(run.File!, checked(run.FileOffset + run.Length)) is { } mapping && vector.TryAddMapped(mapping, run.FileOffset, run.Length);
+            if (!added)
+            {
+                return false;
+            }
+
+            offset += run.Length;
+        }
+
+        // EFAULT: a file shrank below its mapping; the kernel has failed this request with EIO.
+        var sent = vector.Send(_device, header);
+        if (sent != -(int)Errno.EFAULT)
+        {
+            CheckReplyResult(sent);
+            Interlocked.Increment(ref _mappedReplies);
+        }
+
+        return true;
     }
 
     private static void CheckReplyResult(int written)
@@ -329,7 +346,7 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
 
         // Closing the last descriptor of a connection aborts it: any request still pending fails.
         _device.Dispose();
-        _mappedFile?.Dispose();
+        _mappings?.Dispose();
         _stop.Dispose();
     }
 }

@@ -66,7 +66,18 @@ public sealed class FuseFileSystem
         MaxWrite = maxWrite;
         _createdSeconds = (ulong)DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         BackingFile = FindBackingFile(source);
+        ResolvesFileRanges = FileRanges.CanResolve(source);
     }
+
+    /// <summary>The device's bytes.</summary>
+    public BlockSource Source => _source;
+
+    /// <summary>
+    /// Whether READ payloads can be named instead of read (<see cref="Handle(ReadOnlySpan{byte}, Span{byte}, out FilePayload)"/>):
+    /// the source says which local files hold its bytes (<see cref="FileRanges"/>): a file, a slice of one, an
+    /// LSMT layer or stack of uncompressed layers, an image over one.
+    /// </summary>
+    public bool ResolvesFileRanges { get; }
 
     /// <summary>
     /// The local file that holds the device's bytes, when the source is a plain file or a slice of one
@@ -105,11 +116,11 @@ public sealed class FuseFileSystem
     public int Handle(ReadOnlySpan<byte> request, Span<byte> reply) => Handle(request, reply, payloadFromFile: false, out _);
 
     /// <summary>
-    /// Like <see cref="Handle(ReadOnlySpan{byte}, Span{byte})"/>, except that a READ of a source backed
-    /// by a local file (<see cref="BackingFile"/>) is not read: the reply holds only its header, whose
-    /// length counts the payload, and <paramref name="payload"/> says which bytes of that file follow it,
-    /// for the caller to send without copying them through a buffer. <paramref name="payload"/> is
-    /// empty for every other request.
+    /// Like <see cref="Handle(ReadOnlySpan{byte}, Span{byte})"/>, except that a READ of a source whose bytes lie
+    /// in local files (<see cref="ResolvesFileRanges"/>) is not read: the reply holds only its header, whose
+    /// length counts the payload, and <paramref name="payload"/> says which device bytes follow it (and, for a
+    /// <see cref="BackingFile"/>, where they are in it), for the caller to send from the files without copying
+    /// them through a buffer (<see cref="FileRanges.TryResolve"/>). <paramref name="payload"/> is empty for every other request.
     /// </summary>
     public int Handle(ReadOnlySpan<byte> request, Span<byte> reply, out FilePayload payload) =>
         Handle(request, reply, payloadFromFile: true, out payload);
@@ -296,9 +307,10 @@ public sealed class FuseFileSystem
         // At or past the end there is nothing to read: answer without asking the source.
         var offset = (long)input.Offset;
         var wanted = (int)Math.Min(Math.Min(input.Size, (uint)(reply.Length - s_outHeaderSize)), Math.Max(0, _source.Size - offset));
-        if (payloadFromFile && wanted > 0 && BackingFile is var (file, start) && file is not null)
+        if (payloadFromFile && wanted > 0 && ResolvesFileRanges)
         {
-            payload = new FilePayload(checked(start + offset), wanted, header.Unique, offset);
+            var (file, start) = BackingFile;
+            payload = new FilePayload(file is null ? -1 : checked(start + offset), wanted, header.Unique, offset);
             return Header(reply, header.Unique, s_outHeaderSize + wanted) - wanted;
         }
 
@@ -553,8 +565,10 @@ public sealed class FuseFileSystem
 }
 
 /// <summary>
-/// The payload of a READ reply that stays in <see cref="FuseFileSystem.BackingFile"/>: <see cref="Length"/> bytes
-/// from <see cref="FileOffset"/>, the answer to request <see cref="Unique"/> for the device bytes at <see cref="SourceOffset"/>.
+/// The payload of a READ reply that stays in the files holding the device's bytes: <see cref="Length"/> device bytes
+/// from <see cref="SourceOffset"/>, the answer to request <see cref="Unique"/>. <see cref="FileOffset"/> is where they
+/// start in <see cref="FuseFileSystem.BackingFile"/> when the source is one file, and -1 for a source whose bytes
+/// lie in several files (a layer stack), resolved with <see cref="FileRanges.TryResolve"/>.
 /// </summary>
 public readonly record struct FilePayload(long FileOffset, int Length, ulong Unique, long SourceOffset)
 {

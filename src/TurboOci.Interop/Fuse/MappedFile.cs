@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using TurboOci.Interop.Linux;
@@ -72,6 +73,9 @@ public sealed unsafe class MappedFile : IDisposable
         var address = _address != 0 ? _address : throw new ObjectDisposedException(nameof(MappedFile));
         return new ReadOnlySpan<byte>((void*)(address + (nint)offset), length);
     }
+
+    /// <summary>The address of mapped bytes, for an iovec handed to the kernel (<see cref="FuseReplyVector"/>).</summary>
+    internal nint AddressOf(long offset, int length) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(KernelView(offset, length)));
 
     public void Dispose()
     {

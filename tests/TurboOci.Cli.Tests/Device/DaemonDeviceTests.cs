@@ -235,6 +235,20 @@ public sealed class DaemonDeviceTests
         Assert.Contains("is damaged", session.Log(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ADaemonThatCannotStartIsReportedAtOnceWithTheEndOfItsLog()
+    {
+        using var session = new DaemonSession();
+        Directory.CreateDirectory(session.Paths.LockFile); // a folder where the daemon's lock file must go
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (code, _, stderr) = session.Run("attach", "--image", session.File("any.img"));
+        Assert.Equal(ExitCodes.IoError, code);
+        Assert.Contains("the turbooci daemon started in the background failed", stderr, StringComparison.Ordinal);
+        Assert.Contains("serve.lock", stderr, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromMinutes(1), $"took {clock.Elapsed}: the failure must end the wait, not the timeout");
+        Assert.False(session.DaemonRunning);
+    }
+
     /// <summary>The stack exported to a raw disk by 'turbooci export', for comparisons.</summary>
     private static string Export(DaemonSession session, string config)
     {

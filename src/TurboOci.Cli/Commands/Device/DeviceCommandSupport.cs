@@ -12,8 +12,11 @@ namespace TurboOci.Cli.Commands.Device;
 /// </summary>
 public abstract class DaemonClientCommand : ICommand
 {
-    /// <summary>How long a daemon started in the background has to answer.</summary>
-    private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// How long a daemon started in the background has to answer: generous, for a loaded or emulated machine where
+    /// the runtime alone takes tens of seconds to start. A daemon that fails says so in its log, which ends the wait.
+    /// </summary>
+    private static readonly TimeSpan s_startTimeout = TimeSpan.FromMinutes(2);
 
     [Option("socket", HelpText = "The daemon's control socket; its folder holds the daemon's state, log, FUSE mounts and NBD sockets. Default: $TURBOOCI_SOCKET, else " + DaemonPaths.DefaultSocket + ".")]
     public string? Socket { get; set; }
@@ -30,7 +33,7 @@ public abstract class DaemonClientCommand : ICommand
         var paths = DaemonPaths.For(Socket);
         if (!ControlClient.IsRunning(paths.SocketPath))
         {
-            if (!startDaemon && ControlCodec.LoadState(paths.StateFile).Devices.Count == 0)
+            if (!startDaemon && !DeadDaemonLeftDevices(paths))
             {
                 return (null, ExitCodes.Success);
             }
@@ -63,6 +66,19 @@ public abstract class DaemonClientCommand : ICommand
         });
     }
 
+    /// <summary>Whether the state file lists devices (a damaged one may: the daemon sets it aside when it starts).</summary>
+    private static bool DeadDaemonLeftDevices(DaemonPaths paths)
+    {
+        try
+        {
+            return ControlCodec.LoadState(paths.StateFile).Devices.Count > 0;
+        }
+        catch (InvalidDataException)
+        {
+            return true;
+        }
+    }
+
     /// <summary>The daemon's socket, for messages.</summary>
     protected string SocketPath => DaemonPaths.For(Socket).SocketPath;
 
@@ -73,6 +89,7 @@ public abstract class DaemonClientCommand : ICommand
     private static async Task StartDaemonAsync(DaemonPaths paths, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(paths.Directory);
+        var logStart = File.Exists(paths.LogFile) ? new FileInfo(paths.LogFile).Length : 0;
         var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         info.ArgumentList.Add("-c");
         info.ArgumentList.Add("log=$1; shift; exec setsid -f \"$@\" </dev/null >>\"$log\" 2>&1");
@@ -95,14 +112,32 @@ public abstract class DaemonClientCommand : ICommand
         var deadline = DateTime.UtcNow + s_startTimeout;
         while (!ControlClient.IsRunning(paths.SocketPath))
         {
-            if (DateTime.UtcNow > deadline)
+            // Program prints a failed verb as "turbooci: ..." on stderr, which is the log here.
+            var failure = NewLogLines(paths.LogFile, logStart).FirstOrDefault(l => l.StartsWith("turbooci: ", StringComparison.Ordinal));
+            if (failure is not null || DateTime.UtcNow > deadline)
             {
-                var log = File.Exists(paths.LogFile) ? string.Join('\n', File.ReadLines(paths.LogFile).TakeLast(5)) : "(no log)";
-                throw new IOException($"the turbooci daemon started in the background did not answer on {paths.SocketPath} within {s_startTimeout.TotalSeconds:0} s; the end of {paths.LogFile}:\n{log}");
+                var log = string.Join('\n', NewLogLines(paths.LogFile, logStart).TakeLast(5));
+                throw new IOException(failure is not null
+                    ? $"the turbooci daemon started in the background failed; the end of {paths.LogFile}:\n{log}"
+                    : $"the turbooci daemon started in the background did not answer on {paths.SocketPath} within {s_startTimeout.TotalSeconds:0} s; the end of {paths.LogFile}:\n{log}");
             }
 
             await Task.Delay(50, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>What the daemon wrote to its log since <paramref name="start"/>.</summary>
+    private static IEnumerable<string> NewLogLines(string logFile, long start)
+    {
+        if (!File.Exists(logFile))
+        {
+            return [];
+        }
+
+        using var stream = new FileStream(logFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        stream.Position = Math.Min(start, stream.Length);
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
 
     /// <summary>How to run this same turbooci: its apphost, or <c>dotnet turbooci.dll</c>.</summary>
