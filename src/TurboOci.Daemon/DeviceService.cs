@@ -18,6 +18,10 @@ public sealed partial class DeviceService : IAsyncDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, AttachedDevice> _devices = new(StringComparer.Ordinal);
 
+    // Stacks whose config names a repoBlobUrl read their blobs through one client and range cache for the whole
+    // daemon, configured by overlaybd's /etc/overlaybd/overlaybd.json, as every device of an overlaybd node shares them.
+    private readonly NodeRegistry _registry = new();
+
     public DeviceService(DaemonPaths paths, Action<string> log)
     {
         _paths = paths;
@@ -167,6 +171,7 @@ public sealed partial class DeviceService : IAsyncDisposable
             await DetachAllAsync(forget: false).ConfigureAwait(false);
         }
 
+        _registry.Dispose();
         _gate.Dispose();
     }
 
@@ -345,13 +350,13 @@ public sealed partial class DeviceService : IAsyncDisposable
 
             if (!dataExists && upper.Target.Length == 0)
             {
-                using var lowers = ImageStack.OpenLowers(config);
+                using var lowers = _registry.OpenLowers(config);
                 using var created = WritableLayer.Create(upper.Data, upper.Index, lowers.Size, lower: lowers);
                 _log($"created the empty upper layer {upper.Data} + {upper.Index} ({lowers.Size} bytes)");
             }
         }
 
-        return ImageStack.Open(config);
+        return _registry.Open(config);
     }
 
     private static void WriteResult(ImageConfig? config, string result)

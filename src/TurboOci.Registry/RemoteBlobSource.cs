@@ -57,11 +57,12 @@ public sealed class RemoteBlobSource : BlockSource
 {
     private readonly RegistryClient _client;
     private readonly RemoteBlobOptions _options;
-    private readonly ConcurrentDictionary<long, Task<byte[]>> _inflight = new();
+    private readonly ConcurrentDictionary<long, FetchedUnit> _inflight = new();
 
     // Read-ahead units that arrived and were not read yet. They are held here, not only in the cache, so a
     // sequential reader never finds its next unit evicted (or, without a cache, dropped) and fetches it twice.
-    private readonly ConcurrentDictionary<long, byte[]> _readAhead = new();
+    // The table holds a reference on each unit (see FetchedUnit): its pooled array is not reused while listed.
+    private readonly ConcurrentDictionary<long, FetchedUnit> _readAhead = new();
     private readonly ConcurrentDictionary<Task, bool> _background = new();
     private readonly Lock _readAheadLock = new();
     private long _sequentialEnd = -1;
@@ -134,107 +135,148 @@ public sealed class RemoteBlobSource : BlockSource
         var unit = _options.FetchUnit;
         var first = offset / unit;
         var last = (offset + length - 1) / unit;
-        var units = new Task<byte[]>[last - first + 1];
-        var missing = new List<long>();
-        for (var index = first; index <= last; index++)
+        var count = checked((int)(last - first + 1));
+        // Every unit of this read, each with a reference this reader holds until it copied out of it.
+        var units = ArrayPool<FetchedUnit?>.Shared.Rent(count);
+        try
         {
-            if (_inflight.TryGetValue(index, out var pending))
+            AcquireUnits(first, units.AsSpan(0, count));
+            MaybeReadAhead(offset, length, first, last);
+            for (var index = first; index <= last; index++)
             {
-                units[index - first] = pending;
-            }
-            else if (_readAhead.TryGetValue(index, out var ready) || (ready = TryReadCached(index)) is not null)
-            {
-                units[index - first] = Task.FromResult(ready);
-            }
-            else
-            {
-                missing.Add(index);
-            }
-        }
+                var fetched = units[index - first]!;
+                var ready = fetched.Ready;
+                if (!ready.IsCompletedSuccessfully)
+                {
+                    await ready.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
 
-        foreach (var (index, task) in Fetch(missing, readAhead: false))
+                var unitStart = index * unit;
+                var from = Math.Max(offset, unitStart);
+                var to = Math.Min(offset + length, unitStart + fetched.Length);
+                fetched.Span.Slice((int)(from - unitStart), (int)(to - from)).CopyTo(destination.Span[(int)(from - offset)..]);
+                if (to == unitStart + fetched.Length && _readAhead.TryRemove(new KeyValuePair<long, FetchedUnit>(index, fetched)))
+                {
+                    fetched.Release(); // read to its end: a sequential reader is done with it
+                }
+            }
+
+            return length;
+        }
+        finally
         {
-            units[index - first] = task;
-        }
-
-        MaybeReadAhead(offset, length, first, last);
-        for (var index = first; index <= last; index++)
-        {
-            var data = await units[index - first].WaitAsync(cancellationToken).ConfigureAwait(false);
-            var unitStart = index * unit;
-            var from = Math.Max(offset, unitStart);
-            var to = Math.Min(offset + length, unitStart + data.Length);
-            data.AsSpan((int)(from - unitStart), (int)(to - from)).CopyTo(destination.Span[(int)(from - offset)..]);
-            if (to == unitStart + data.Length)
+            foreach (var held in units.AsSpan(0, count))
             {
-                _readAhead.TryRemove(index, out _); // read to its end: a sequential reader is done with it
+                held?.Release();
             }
-        }
 
-        return length;
+            ArrayPool<FetchedUnit?>.Shared.Return(units, clearArray: true);
+        }
     }
 
     /// <summary>Waits until every fetch started so far, read-ahead included, has finished and been cached.</summary>
     public Task DrainAsync() => Task.WhenAll(_background.Keys).ContinueWith(_ => { }, TaskScheduler.Default);
 
-    private byte[]? TryReadCached(long index)
+    /// <summary>
+    /// Takes a reference on each unit from <paramref name="first"/> on: one being fetched, a read-ahead one,
+    /// a cached one, or else a new fetch (adjacent missing units in one request). A unit whose last reference
+    /// went just as we looked (its array back in the pool) is looked up again, never used.
+    /// </summary>
+    private void AcquireUnits(long first, Span<FetchedUnit?> units)
     {
-        return _options.Cache?.TryGet(Digest, index * _options.FetchUnit, UnitLength(index));
+        List<(long Index, FetchedUnit Unit)>? run = null;
+        for (var i = 0; i < units.Length; i++)
+        {
+            var index = first + i;
+            while (units[i] is null)
+            {
+                if (_inflight.TryGetValue(index, out var pending))
+                {
+                    if (pending.TryAcquire())
+                    {
+                        units[i] = pending;
+                        continue;
+                    }
+
+                    _inflight.TryRemove(new KeyValuePair<long, FetchedUnit>(index, pending)); // finished and let go
+                }
+
+                if ((_readAhead.TryGetValue(index, out var ready) && ready.TryAcquire() ? ready : TryAcquireCached(index)) is { } found)
+                {
+                    units[i] = found;
+                    continue;
+                }
+
+                // Two references: the fetch's and this reader's.
+                var claimed = FetchedUnit.Rent(UnitLength(index), references: 2);
+                if (!_inflight.TryAdd(index, claimed))
+                {
+                    claimed.Release();
+                    claimed.Release();
+                    continue; // another reader claimed it first: share theirs
+                }
+
+                units[i] = claimed;
+                run = AddToRun(run, index, claimed, readAhead: false);
+            }
+        }
+
+        if (run is not null)
+        {
+            StartRun(run, readAhead: false);
+        }
+    }
+
+    /// <summary>Appends a claimed unit to the current run of adjacent units, starting the run first when it cannot grow.</summary>
+    private List<(long Index, FetchedUnit Unit)> AddToRun(List<(long Index, FetchedUnit Unit)>? run, long index, FetchedUnit unit, bool readAhead)
+    {
+        if (run is not null && (run[^1].Index + 1 != index || run.Count == _options.MaxUnitsPerRequest))
+        {
+            StartRun(run, readAhead);
+            run = null;
+        }
+
+        run ??= [];
+        run.Add((index, unit));
+        return run;
+    }
+
+    private FetchedUnit? TryAcquireCached(long index)
+    {
+        var offset = index * _options.FetchUnit;
+        if (_options.Cache is MemoryRangeCache memory)
+        {
+            return memory.TryAcquireUnit(Digest, offset, UnitLength(index));
+        }
+
+        return _options.Cache?.TryGet(Digest, offset, UnitLength(index)) is { } data ? FetchedUnit.Wrap(data) : null;
     }
 
     private int UnitLength(long index) => (int)Math.Min(_options.FetchUnit, Size - index * _options.FetchUnit);
 
-    /// <summary>
-    /// Claims the missing units no other reader is fetching, groups the claimed ones into runs of adjacent
-    /// units, and starts one request per run. Returns a task per unit asked for (claimed or shared).
-    /// </summary>
-    private List<(long Index, Task<byte[]> Task)> Fetch(IReadOnlyList<long> indexes, bool readAhead)
+    private void StartRun(List<(long Index, FetchedUnit Unit)> run, bool readAhead)
     {
-        var result = new List<(long, Task<byte[]>)>();
-        var run = new List<(long Index, TaskCompletionSource<byte[]> Source)>();
-        foreach (var index in indexes)
-        {
-            var source = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-            var task = _inflight.GetOrAdd(index, source.Task);
-            result.Add((index, task));
-            if (task != source.Task)
-            {
-                continue; // someone else is fetching it
-            }
-
-            if (run.Count > 0 && (run[^1].Index + 1 != index || run.Count == _options.MaxUnitsPerRequest))
-            {
-                StartRun(run, readAhead);
-                run = [];
-            }
-
-            run.Add((index, source));
-        }
-
-        if (run.Count > 0)
-        {
-            StartRun(run, readAhead);
-        }
-
-        return result;
-    }
-
-    private void StartRun(List<(long Index, TaskCompletionSource<byte[]> Source)> run, bool readAhead)
-    {
-        var task = Task.Run(() => FetchRunAsync(run, readAhead));
+        // Started inline: the request is sent and its body read on I/O completions, so no thread-pool hop is
+        // needed to get it going; the first await returns control to the reader.
+        var task = FetchRunAsync(run, readAhead);
         _background[task] = true;
-        _ = task.ContinueWith(t => _background.TryRemove(t, out _), TaskScheduler.Default);
+        _ = task.ContinueWith(t => _background.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    private async Task FetchRunAsync(List<(long Index, TaskCompletionSource<byte[]> Source)> run, bool readAhead)
+    private async Task FetchRunAsync(List<(long Index, FetchedUnit Unit)> run, bool readAhead)
     {
         var unit = _options.FetchUnit;
         var start = run[0].Index * unit;
 
-        // Each unit gets its own array and the body is read straight into them: no copy between request and cache.
-        var units = run.Select(r => GC.AllocateUninitializedArray<byte>(UnitLength(r.Index))).ToArray();
-        var buffers = units.Select(u => (Memory<byte>)u).ToArray();
-        var length = units.Sum(u => (long)u.Length);
+        // Each unit has its own pooled array and the body is read straight into them: no copy between request and readers.
+        var buffers = new Memory<byte>[run.Count];
+        var length = 0L;
+        for (var i = 0; i < run.Count; i++)
+        {
+            buffers[i] = run[i].Unit.Memory;
+            length += buffers[i].Length;
+        }
+
         var released = 0;
         var releasedEnd = 0L;
 
@@ -243,14 +285,14 @@ public sealed class RemoteBlobSource : BlockSource
         {
             while (released < run.Count)
             {
-                var data = units[released];
-                if (releasedEnd + data.Length > filled || (_options.Verifier is { } verifier && !verifier.Verify(run[released].Index * unit, data)))
+                var (index, fetched) = run[released];
+                if (releasedEnd + fetched.Length > filled || (_options.Verifier is { } verifier && !verifier.Verify(index * unit, fetched.Span)))
                 {
                     return;
                 }
 
-                run[released].Source.SetResult(data);
-                releasedEnd += data.Length;
+                fetched.SetReady();
+                releasedEnd += fetched.Length;
                 released++;
             }
         }
@@ -284,36 +326,54 @@ public sealed class RemoteBlobSource : BlockSource
 
             // Cache after the readers were released, but keep the in-flight entries until the cache (and, for
             // read-ahead, the read-ahead table) holds the units, so nobody refetches them in between.
-            for (var i = 0; i < run.Count; i++)
+            foreach (var (index, fetched) in run)
             {
-                var offset = run[i].Index * unit;
+                var offset = index * unit;
                 if (readAhead)
                 {
-                    _readAhead[run[i].Index] = units[i];
+                    KeepReadAhead(index, fetched);
                 }
 
                 if (_options.Cache is MemoryRangeCache memory)
                 {
-                    memory.Store(Digest, offset, units[i]); // unit arrays are never written again
+                    memory.Store(Digest, offset, fetched); // the cache takes its own reference
                 }
                 else
                 {
-                    _options.Cache?.Write(Digest, offset, units[i]);
+                    _options.Cache?.Write(Digest, offset, fetched.Span);
                 }
             }
         }
         catch (Exception e)
         {
-            foreach (var (_, source) in run)
+            foreach (var (_, fetched) in run)
             {
-                source.TrySetException(e);
+                fetched.SetFailed(e);
             }
         }
         finally
         {
-            foreach (var (index, source) in run)
+            foreach (var (index, fetched) in run)
             {
-                _inflight.TryRemove(new KeyValuePair<long, Task<byte[]>>(index, source.Task));
+                _inflight.TryRemove(new KeyValuePair<long, FetchedUnit>(index, fetched));
+                fetched.Release(); // the fetch's reference
+            }
+        }
+    }
+
+    /// <summary>Lists a fetched read-ahead unit (with a reference of the table's own) until it is read or dropped.</summary>
+    private void KeepReadAhead(long index, FetchedUnit fetched)
+    {
+        if (!fetched.TryAcquire())
+        {
+            return;
+        }
+
+        while (!_readAhead.TryAdd(index, fetched))
+        {
+            if (_readAhead.TryRemove(index, out var replaced))
+            {
+                replaced.Release();
             }
         }
     }
@@ -333,7 +393,7 @@ public sealed class RemoteBlobSource : BlockSource
             return;
         }
 
-        var ahead = new List<long>();
+        List<long>? ahead = null;
         lock (_readAheadLock)
         {
             if (previousEnd != offset)
@@ -360,7 +420,7 @@ public sealed class RemoteBlobSource : BlockSource
             {
                 if (!IsFetchedOrFetching(index))
                 {
-                    ahead.Add(index);
+                    (ahead ??= []).Add(index);
                 }
             }
 
@@ -368,10 +428,24 @@ public sealed class RemoteBlobSource : BlockSource
             DropReadAheadOutside(firstUnit, lastUnit + _window);
         }
 
-        foreach (var (_, task) in Fetch(ahead, readAhead: true))
+        List<(long Index, FetchedUnit Unit)>? run = null;
+        foreach (var index in ahead ?? [])
         {
-            // Read-ahead failures surface when (and if) the unit is read.
-            _ = task.ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+            // One reference, the fetch's: nobody waits for it yet. Failures surface when (and if) the unit is read.
+            var claimed = FetchedUnit.Rent(UnitLength(index), references: 1);
+            if (_inflight.TryAdd(index, claimed))
+            {
+                run = AddToRun(run, index, claimed, readAhead: true);
+            }
+            else
+            {
+                claimed.Release();
+            }
+        }
+
+        if (run is not null)
+        {
+            StartRun(run, readAhead: true);
         }
     }
 
@@ -385,7 +459,10 @@ public sealed class RemoteBlobSource : BlockSource
         {
             if (index < first || index > last)
             {
-                _readAhead.TryRemove(index, out _);
+                if (_readAhead.TryRemove(index, out var dropped))
+                {
+                    dropped.Release();
+                }
             }
         }
     }
@@ -403,7 +480,13 @@ public sealed class RemoteBlobSource : BlockSource
                 // failures were reported to the readers
             }
 
-            _readAhead.Clear();
+            foreach (var index in _readAhead.Keys)
+            {
+                if (_readAhead.TryRemove(index, out var held))
+                {
+                    held.Release();
+                }
+            }
         }
     }
 }

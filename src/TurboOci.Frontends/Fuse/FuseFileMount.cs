@@ -254,24 +254,9 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
     /// </summary>
     private bool TrySendMapped(in FilePayload payload, ReadOnlySpan<byte> header, FuseReplyVector vector)
     {
-        vector.Clear();
-        for (var offset = payload.SourceOffset; vector.PayloadLength < payload.Length;)
+        if (!TryGather(payload, vector))
         {
-            var remaining = payload.Length - vector.PayloadLength;
-            if (!FileRanges.TryResolve(FileSystem.Source, offset, remaining, out var run) || run.Length <= 0 || run.Length > remaining)
-            {
-                return false;
-            }
-
-            var added = run.IsZeros
-                ? vector.TryAddZeros(run.Length)
-                : _mappings!.Get(run.File!, checked(run.FileOffset + run.Length)) is { } mapping && vector.TryAddMapped(mapping, run.FileOffset, run.Length);
-            if (!added)
-            {
-                return false;
-            }
-
-            offset += run.Length;
+            return false;
         }
 
         // EFAULT: a file shrank below its mapping; the kernel has failed this request with EIO.
@@ -283,6 +268,42 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Gathers the payload's runs into <paramref name="vector"/>. A source (or file) that fails to say where its
+    /// bytes are answers false: the reply is then read through a buffer, and that read reports the failure.
+    /// </summary>
+    private bool TryGather(in FilePayload payload, FuseReplyVector vector)
+    {
+        vector.Clear();
+        try
+        {
+            for (var offset = payload.SourceOffset; vector.PayloadLength < payload.Length;)
+            {
+                var remaining = payload.Length - vector.PayloadLength;
+                if (!FileRanges.TryResolve(FileSystem.Source, offset, remaining, out var run) || run.Length <= 0 || run.Length > remaining)
+                {
+                    return false;
+                }
+
+                var added = run.IsZeros
+                    ? vector.TryAddZeros(run.Length)
+                    : _mappings!.Get(run.File!, checked(run.FileOffset + run.Length)) is { } mapping && vector.TryAddMapped(mapping, run.FileOffset, run.Length);
+                if (!added)
+                {
+                    return false;
+                }
+
+                offset += run.Length;
+            }
+
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false;
+        }
     }
 
     private static void CheckReplyResult(int written)

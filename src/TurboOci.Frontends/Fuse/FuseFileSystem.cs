@@ -130,8 +130,17 @@ public sealed class FuseFileSystem
     /// it from the file (say the file grew past what it mapped): the same reply
     /// <see cref="Handle(ReadOnlySpan{byte}, Span{byte})"/> gives.
     /// </summary>
-    public int ReplyFromBuffer(in FilePayload payload, Span<byte> reply) =>
-        ReplyToRead(payload.Unique, payload.SourceOffset, payload.Length, reply);
+    public int ReplyFromBuffer(in FilePayload payload, Span<byte> reply)
+    {
+        try
+        {
+            return ReplyToRead(payload.Unique, payload.SourceOffset, payload.Length, reply);
+        }
+        catch (Exception e)
+        {
+            return SourceFailed(e, payload.Unique, reply);
+        }
+    }
 
     private int Handle(ReadOnlySpan<byte> request, Span<byte> reply, bool payloadFromFile, out FilePayload payload)
     {
@@ -180,11 +189,18 @@ public sealed class FuseFileSystem
         }
         catch (Exception e)
         {
-            // The block source failed (a broken layer, a network error, a bug): the kernel gets an
-            // error for this request only, and the server keeps serving the others.
-            Interlocked.CompareExchange(ref _lastSourceError, e, null);
-            return Error(reply, header.Unique, e is NotSupportedException ? Errno.EOPNOTSUPP : Errno.EIO);
+            return SourceFailed(e, header.Unique, reply);
         }
+    }
+
+    /// <summary>
+    /// The block source failed (a broken layer, a network error, a bug): the kernel gets an error for this
+    /// request only, and the server keeps serving the others.
+    /// </summary>
+    private int SourceFailed(Exception e, ulong unique, Span<byte> reply)
+    {
+        Interlocked.CompareExchange(ref _lastSourceError, e, null);
+        return Error(reply, unique, e is NotSupportedException ? Errno.EOPNOTSUPP : Errno.EIO);
     }
 
     private int Init(in FuseInHeader header, ReadOnlySpan<byte> body, Span<byte> reply)

@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using TurboOci.Formats.Ext4;
 using TurboOci.Formats.Ext4.Oci;
+using TurboOci.Formats.Ext4.OnDisk;
 using TurboOci.Formats.GzipIndex;
 using TurboOci.Formats.Lsmt;
 using TurboOci.Formats.ZFile;
@@ -25,8 +26,20 @@ public sealed record LayerIndexOptions
     /// </summary>
     public bool SparseWindows { get; init; } = true;
 
+    /// <summary>
+    /// The change and creation time stamped on inodes the layer creates or changes. A fixed time makes the
+    /// same layer always give the same ext4.fs.meta, so meta image digests are reproducible (as
+    /// accelerated-container-image's CI expects). Default: <c>SOURCE_DATE_EPOCH</c> when set, else the Unix epoch.
+    /// </summary>
+    public DateTimeOffset Timestamp { get; init; } = ReproducibleTimestamp();
+
     /// <summary>Called now and then with the number of blob bytes read so far.</summary>
     public Action<long>? Progress { get; init; }
+
+    private static DateTimeOffset ReproducibleTimestamp() =>
+        long.TryParse(Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH"), out var seconds) && seconds >= 0
+            ? DateTimeOffset.FromUnixTimeSeconds(seconds)
+            : DateTimeOffset.UnixEpoch;
 }
 
 /// <summary>What indexing one layer produced; paths are absolute, optional ones empty when not written.</summary>
@@ -123,6 +136,8 @@ public static class LayerIndexer
     {
         using var blob = new CountingStream(new FileStream(blobPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), options.Progress);
         using var fs = Ext4FileSystem.Open(upper, writable: true);
+        var timestamp = Ext4Time.FromDateTimeOffset(options.Timestamp);
+        fs.Clock = () => timestamp;
         var applier = new OciLayerApplier(fs, options.Mode, mapped ? new WarpMapper(upper) : null);
         if (!gzip)
         {

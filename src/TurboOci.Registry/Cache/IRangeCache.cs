@@ -25,9 +25,15 @@ public interface IRangeCache
     }
 }
 
-/// <summary>Hot ranges in memory with a byte budget (Microsoft.Extensions.Caching.Memory, size = bytes).</summary>
+/// <summary>
+/// Hot ranges in memory with a byte budget (Microsoft.Extensions.Caching.Memory, size = bytes). Entries are
+/// plain arrays or, from <see cref="RemoteBlobSource"/>, pooled units the cache holds a reference on until
+/// they are evicted or replaced.
+/// </summary>
 public sealed class MemoryRangeCache : IRangeCache, IDisposable
 {
+    private static readonly PostEvictionDelegate ReleaseUnit = (_, value, _, _) => (value as FetchedUnit)?.Release();
+
     private readonly MemoryCache _cache;
 
     public MemoryRangeCache(long capacityBytes)
@@ -38,20 +44,37 @@ public sealed class MemoryRangeCache : IRangeCache, IDisposable
 
     public bool TryRead(Digest blob, long offset, Span<byte> destination)
     {
-        if (_cache.TryGetValue((blob, offset), out byte[]? data) && data is not null && data.Length == destination.Length)
+        if (TryAcquireUnit(blob, offset, destination.Length) is not { } unit)
         {
-            data.CopyTo(destination);
-            return true;
+            return false;
         }
 
-        return false;
+        try
+        {
+            unit.Span.CopyTo(destination);
+            return true;
+        }
+        finally
+        {
+            unit.Release();
+        }
     }
 
     public bool Contains(Digest blob, long offset, int length) =>
-        _cache.TryGetValue((blob, offset), out byte[]? data) && data?.Length == length;
+        _cache.TryGetValue((blob, offset), out object? value) && LengthOf(value) == length;
 
-    public byte[]? TryGet(Digest blob, long offset, int length) =>
-        _cache.TryGetValue((blob, offset), out byte[]? data) && data?.Length == length ? data : null;
+    /// <summary>The cached array itself (no copy) when it is a plain array; a copy when it is a pooled unit.</summary>
+    public byte[]? TryGet(Digest blob, long offset, int length)
+    {
+        _cache.TryGetValue((blob, offset), out object? value);
+        if (value is byte[] data)
+        {
+            return data.Length == length ? data : null;
+        }
+
+        var buffer = new byte[length];
+        return TryRead(blob, offset, buffer) ? buffer : null;
+    }
 
     /// <summary>Keeps <paramref name="data"/> itself (no copy); the caller gives up the array.</summary>
     public void Store(Digest blob, long offset, byte[] data) =>
@@ -59,6 +82,37 @@ public sealed class MemoryRangeCache : IRangeCache, IDisposable
 
     public void Write(Digest blob, long offset, ReadOnlySpan<byte> data) =>
         _cache.Set((blob, offset), data.ToArray(), new MemoryCacheEntryOptions { Size = data.Length });
+
+    /// <summary>Keeps a pooled unit with a reference of its own (the caller must hold one while calling), released on eviction.</summary>
+    internal void Store(Digest blob, long offset, FetchedUnit unit)
+    {
+        if (!unit.TryAcquire())
+        {
+            throw new InvalidOperationException("storing a unit nobody holds");
+        }
+
+        var options = new MemoryCacheEntryOptions { Size = unit.Length };
+        options.RegisterPostEvictionCallback(ReleaseUnit);
+        _cache.Set((blob, offset), unit, options);
+    }
+
+    /// <summary>The cached range with a reference the caller must release, or null (also when it was just evicted).</summary>
+    internal FetchedUnit? TryAcquireUnit(Digest blob, long offset, int length) =>
+        _cache.TryGetValue((blob, offset), out object? value) && LengthOf(value) == length
+            ? value switch
+            {
+                FetchedUnit unit => unit.TryAcquire() ? unit : null,
+                byte[] data => FetchedUnit.Wrap(data),
+                _ => null,
+            }
+            : null;
+
+    private static int LengthOf(object? value) => value switch
+    {
+        byte[] data => data.Length,
+        FetchedUnit unit => unit.Length,
+        _ => -1,
+    };
 
     public void Dispose() => _cache.Dispose();
 }

@@ -137,6 +137,20 @@ public sealed class IndexerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void IndexingTheSameLayerTwiceGivesTheSameFsMetaUnlessTheTimestampDiffers()
+    {
+        // Inode change times come from the options, not the wall clock: meta image digests are reproducible.
+        using var work = new TempDir();
+        byte[] FsMeta(string name, LayerIndexOptions? options = null) =>
+            File.ReadAllBytes(StackIndexer.Index([ReferenceLayer], work.File(name), options: options).Single().LayerFile);
+
+        var first = FsMeta("first");
+        Thread.Sleep(1100); // a wall-clock stamp would now differ in whole seconds
+        Assert.Equal(first, FsMeta("second"));
+        Assert.NotEqual(first, FsMeta("later", new LayerIndexOptions { Timestamp = DateTimeOffset.FromUnixTimeSeconds(1_700_000_000) }));
+    }
+
+    [Fact]
     public void OpeningAStackWritesTheResultFileAsOverlaybdDoes()
     {
         using var work = new TempDir();

@@ -75,11 +75,14 @@ public sealed class RegistryBackedStackTests
         remote = ImageConfig.Load(remoteConfigPath);
         Assert.All(remote.Lowers, l => Assert.Equal(("", ""), (l.File, l.TargetFile)));
 
-        var nodeConfig = OverlaybdConfig.Parse(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new
+        var nodeConfigPath = work.File("overlaybd.json");
+        await File.WriteAllBytesAsync(nodeConfigPath, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new
         {
             cacheConfig = new { cacheType = "file", cacheDir = work.File("cache"), cacheSizeGB = 1, refillSize = 262144 },
         }));
+        var nodeConfig = OverlaybdConfig.Load(nodeConfigPath);
         var totalBlobBytes = pushed.Values.Sum(p => p.Size);
+        int requestsSoFar;
         using (var store = RegistryBlobStore.FromConfig(nodeConfig))
         {
             // Opening reads the layers' headers and indexes, and not one byte of the original (target) blobs.
@@ -115,6 +118,21 @@ public sealed class RegistryBackedStackTests
 
             await registry.SettleAccessLogAsync();
             Assert.Equal(gets.Count, BlobGets(registry).Count);
+            requestsSoFar = gets.Count;
+        }
+
+        // The daemon's and export's way in: a node registry built from the overlaybd.json file on first need
+        // shares the same cache folder, so the warm stack still makes no request; a local stack needs no store.
+        using (var node = new NodeRegistry(nodeConfigPath))
+        {
+            Assert.Null(node.For(local));
+            using (var stack = node.Open(remote))
+            {
+                Assert.Equal(localExport, ExportDigest(stack));
+            }
+
+            await registry.SettleAccessLogAsync();
+            Assert.Equal(requestsSoFar, BlobGets(registry).Count);
         }
 
         // Without a store (or without repoBlobUrl) a registry-only stack is refused with a clear error.
