@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using TurboOci.Frontends;
 using TurboOci.Storage;
 
 namespace TurboOci.Daemon;
@@ -84,37 +85,17 @@ public sealed class ControlServer : IAsyncDisposable
         _ => ControlErrorKind.Failure,
     };
 
-    private async Task AcceptLoopAsync()
-    {
-        while (!_stop.IsCancellationRequested)
+    private Task AcceptLoopAsync() => SocketAcceptLoop.RunAsync(
+        _listener,
+        atCapacity: () => _connections.Count >= MaxConnections,
+        serve: client =>
         {
-            Socket client;
-            try
-            {
-                client = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                if (_stop.IsCancellationRequested)
-                {
-                    return;
-                }
-
-                _log($"control socket: accept failed: {e.Message}");
-                continue;
-            }
-
-            if (_connections.Count >= MaxConnections)
-            {
-                client.Dispose();
-                continue;
-            }
-
             var connection = ServeAsync(client);
             _connections[connection] = 0;
             _ = connection.ContinueWith(done => _connections.TryRemove(done, out _), TaskScheduler.Default);
-        }
-    }
+        },
+        acceptFailed: e => _log($"control socket: accept failed: {e.Message}"),
+        _stop.Token);
 
     private async Task ServeAsync(Socket client)
     {

@@ -181,18 +181,28 @@ public sealed partial class RegistryClient
         var descriptor = content1.Descriptor with { ArtifactType = artifactType, Annotations = annotations };
         if (!registryIndexed)
         {
-            var tag = image.WithTag(ReferrersTag(subject.ParsedDigest));
-            var existing = await TryGetManifestAsync(tag, cancellationToken).ConfigureAwait(false);
-            var entries = existing is { IsIndex: true } ? existing.AsIndex().Manifests.ToList() : [];
-            if (!entries.Any(e => e.Digest == descriptor.Digest))
-            {
-                entries.Add(descriptor);
-            }
-
-            var index = new ImageIndex { MediaType = MediaTypes.OciIndex, Manifests = entries };
-            await PutManifestAsync(tag, ManifestContent.From(index, MediaTypes.OciIndex), cancellationToken).ConfigureAwait(false);
+            await AddToReferrersTagAsync(image, subject.ParsedDigest, descriptor, cancellationToken).ConfigureAwait(false);
         }
 
         return descriptor;
+    }
+
+    /// <summary>
+    /// Lists <paramref name="referrer"/> in the referrers tag schema's fallback index of <paramref name="subject"/>
+    /// (the index tagged <see cref="ReferrersTag"/>), for a registry that does not index referrers itself: the
+    /// tagged index is read, the descriptor added unless an entry of its digest is there, and the index pushed back.
+    /// </summary>
+    public async Task AddToReferrersTagAsync(ImageReference image, Digest subject, Descriptor referrer, CancellationToken cancellationToken = default)
+    {
+        var tag = image.WithTag(ReferrersTag(subject));
+        var existing = await TryGetManifestAsync(tag, cancellationToken).ConfigureAwait(false);
+        var entries = existing is { IsIndex: true } ? existing.AsIndex().Manifests.ToList() : [];
+        if (!entries.Any(e => e.Digest == referrer.Digest))
+        {
+            entries.Add(referrer);
+        }
+
+        var index = new ImageIndex { MediaType = MediaTypes.OciIndex, Manifests = entries };
+        await PutManifestAsync(tag, ManifestContent.From(index, MediaTypes.OciIndex), cancellationToken).ConfigureAwait(false);
     }
 }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using TurboOci.Testing;
 
 namespace TurboOci.Frontends.Tests;
@@ -60,17 +59,5 @@ internal static class TestImages
         return lines;
     }
 
-    public static string Sha256(string path)
-    {
-        // Large reads: through a direct-I/O FUSE file each read is one request.
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[1 << 20];
-        for (int read; (read = stream.Read(buffer)) > 0;)
-        {
-            hash.AppendData(buffer, 0, read);
-        }
-
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
-    }
+    public static string Sha256(string path) => FileHashes.Sha256OfFile(path);
 }

@@ -24,6 +24,25 @@ internal static class FrontendStackScenario
 {
     private const string CreatedName = "frontend-created.bin";
 
+    /// <summary>
+    /// The check <c>PREFIX-stack CONFIG TREE_JSON RAW_SHA256</c> of a frontend that serves both ways:
+    /// <see cref="ReadOnlyAsync"/>, then <see cref="ReadWriteAsync"/>, each device from <paramref name="attach"/>(source, readOnly).
+    /// Returns false (after a failed <c>PREFIX-usage</c> check) when the arguments are not those three.
+    /// </summary>
+    public static async Task<bool> RunAsync(string prefix, string[] args, Func<BlockSource, bool, ServedDevice> attach, CheckReport report)
+    {
+        if (args.Length != 3)
+        {
+            report.Fail($"{prefix}-usage", $"{prefix}-stack CONFIG TREE_JSON RAW_SHA256");
+            return false;
+        }
+
+        var (config, expected, rawSha256) = (ImageConfig.Load(args[0]), FileTreeJson.Load(args[1]), args[2]);
+        await ReadOnlyAsync(prefix, config, expected, rawSha256, source => attach(source, true), report);
+        await ReadWriteAsync(prefix, config, expected, source => attach(source, false), report);
+        return true;
+    }
+
     public static async Task ReadOnlyAsync(string prefix, ImageConfig config, FileTree expected, string rawSha256, Func<BlockSource, ServedDevice> attach, CheckReport report)
     {
         using var stack = ImageStack.Open(config);
@@ -39,7 +58,7 @@ internal static class FrontendStackScenario
             report.Check($"{prefix}-ro-write-refused", ddExit != 0, $"dd onto {device.Path} exited {ddExit}: {ddOutput.Trim()}");
 
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var sha = TcmuChecks.Sha256OfFile(device.Path);
+            var sha = FileHashes.Sha256OfFile(device.Path);
             report.Check($"{prefix}-ro-sha256", sha == rawSha256, $"{device.Path} sha256 {sha} (read in {clock.Elapsed.TotalSeconds:F1} s), the host's raw export {rawSha256}");
 
             var mountPoint = Directory.CreateTempSubdirectory($"turbooci-{prefix}-ro-").FullName;
@@ -115,8 +134,8 @@ internal static class FrontendStackScenario
                 }
 
                 var actual = FileTree.FromDirectory(mountPoint, "lost+found");
-                report.Check($"{prefix}-rw-created", TcmuChecks.Sha256Of(actual, CreatedName) == Convert.ToHexStringLower(SHA256.HashData(created)), $"{CreatedName} read back");
-                report.Check($"{prefix}-rw-overwritten", TcmuChecks.Sha256Of(actual, overwritten) == Convert.ToHexStringLower(SHA256.HashData(overwrite)), $"{overwritten} holds the new content");
+                report.Check($"{prefix}-rw-created", Sha256Of(actual, CreatedName) == Convert.ToHexStringLower(SHA256.HashData(created)), $"{CreatedName} read back");
+                report.Check($"{prefix}-rw-overwritten", Sha256Of(actual, overwritten) == Convert.ToHexStringLower(SHA256.HashData(overwrite)), $"{overwritten} holds the new content");
                 report.Check($"{prefix}-rw-deleted", !actual.Entries.ContainsKey(deleted), $"{deleted} is gone");
                 var changed = new[] { CreatedName, overwritten, deleted };
                 var rest = FileTree.Compare(
@@ -132,4 +151,6 @@ internal static class FrontendStackScenario
 
         Directory.Delete(work, recursive: true);
     }
+
+    private static string? Sha256Of(FileTree tree, string path) => tree.Entries.TryGetValue(path, out var entry) ? entry.Sha256 : null;
 }

@@ -1,8 +1,5 @@
-using System.Security.Cryptography;
 using TurboOci.Frontends.Tcmu;
-using TurboOci.Images;
 using TurboOci.Storage;
-using TurboOci.Testing;
 
 namespace TurboOci.GuestAgent;
 
@@ -13,18 +10,8 @@ namespace TurboOci.GuestAgent;
 /// </summary>
 public static class TcmuStackCheck
 {
-    public static async Task RunAsync(string[] args, CheckReport report)
-    {
-        if (args.Length != 3)
-        {
-            report.Fail("tcmu-usage", "tcmu-stack CONFIG TREE_JSON RAW_SHA256");
-            return;
-        }
-
-        var (config, expected, rawSha256) = (ImageConfig.Load(args[0]), FileTreeJson.Load(args[1]), args[2]);
-        await FrontendStackScenario.ReadOnlyAsync("tcmu", config, expected, rawSha256, source => Attach(source, "turbooci-ro", readOnly: true), report);
-        await FrontendStackScenario.ReadWriteAsync("tcmu", config, expected, source => Attach(source, "turbooci-rw", readOnly: false), report);
-    }
+    public static Task RunAsync(string[] args, CheckReport report) =>
+        FrontendStackScenario.RunAsync("tcmu", args, (source, readOnly) => Attach(source, readOnly ? "turbooci-ro" : "turbooci-rw", readOnly), report);
 
     private static ServedDevice Attach(BlockSource source, string name, bool readOnly)
     {
@@ -39,24 +26,9 @@ public static class TcmuStackCheck
     }
 }
 
-/// <summary>Helpers the TCMU checks share.</summary>
+/// <summary>What the TCMU checks ask configfs.</summary>
 internal static class TcmuChecks
 {
-    public static string Sha256OfFile(string path)
-    {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[1 << 20];
-        for (int read; (read = stream.Read(buffer)) > 0;)
-        {
-            hash.AppendData(buffer, 0, read);
-        }
-
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
-    }
-
-    public static string? Sha256Of(FileTree tree, string path) => tree.Entries.TryGetValue(path, out var entry) ? entry.Sha256 : null;
-
     /// <summary>True while any configfs target object (backstore, or LUN link) carries <paramref name="name"/>.</summary>
     public static bool ConfigFsHas(string name) =>
         Directory.EnumerateDirectories("/sys/kernel/config/target/core", "user_*").Any(hba => Directory.Exists(Path.Combine(hba, name)));

@@ -1,9 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using TurboOci.Frontends.Ublk;
-using TurboOci.Images;
 using TurboOci.Storage;
-using TurboOci.Testing;
 
 namespace TurboOci.GuestAgent;
 
@@ -20,15 +18,11 @@ public static class UblkStackCheck
 {
     public static async Task RunAsync(string[] args, CheckReport report)
     {
-        if (args.Length != 3)
+        if (!await FrontendStackScenario.RunAsync("ublk", args, Attach, report))
         {
-            report.Fail("ublk-usage", "ublk-stack CONFIG TREE_JSON RAW_SHA256");
             return;
         }
 
-        var (config, expected, rawSha256) = (ImageConfig.Load(args[0]), FileTreeJson.Load(args[1]), args[2]);
-        await FrontendStackScenario.ReadOnlyAsync("ublk", config, expected, rawSha256, source => Attach(source, readOnly: true), report);
-        await FrontendStackScenario.ReadWriteAsync("ublk", config, expected, source => Attach(source, readOnly: false), report);
         await RamDiskAsync(report);
         await TwoDevicesAndAnIoErrorAsync(report);
     }

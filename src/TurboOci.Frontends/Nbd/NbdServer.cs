@@ -177,32 +177,11 @@ public sealed class NbdServer : IAsyncDisposable
 
     internal void ReportError(string message) => Options.Log?.Invoke(message);
 
-    private async Task AcceptLoopAsync(Socket listener)
-    {
-        while (!_stop.IsCancellationRequested)
+    private Task AcceptLoopAsync(Socket listener) => SocketAcceptLoop.RunAsync(
+        listener,
+        atCapacity: () => _connections.Count >= Options.MaxConnections,
+        serve: client =>
         {
-            Socket client;
-            try
-            {
-                client = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                if (_stop.IsCancellationRequested)
-                {
-                    return;
-                }
-
-                ReportError($"accept failed: {e.Message}");
-                continue;
-            }
-
-            if (_connections.Count >= Options.MaxConnections)
-            {
-                client.Dispose();
-                continue;
-            }
-
             if (client.AddressFamily != AddressFamily.Unix)
             {
                 client.NoDelay = true;
@@ -212,8 +191,9 @@ public sealed class NbdServer : IAsyncDisposable
             var run = connection.RunAsync(_stop.Token);
             _connections[connection] = run;
             _ = run.ContinueWith(_ => _connections.TryRemove(connection, out Task? _), TaskScheduler.Default);
-        }
-    }
+        },
+        acceptFailed: e => ReportError($"accept failed: {e.Message}"),
+        _stop.Token);
 
     /// <summary>Stops listening, disconnects every client (waiting for requests being served) and removes the socket file.</summary>
     public async ValueTask DisposeAsync()

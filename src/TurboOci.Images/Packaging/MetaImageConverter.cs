@@ -254,11 +254,7 @@ public sealed class MetaImageConverter(RegistryClient? client = null)
             return;
         }
 
-        var tag = registry.Image.WithTag(RegistryClient.ReferrersTag(subject.ParsedDigest));
-        var existing = await client.TryGetManifestAsync(tag, cancellationToken).ConfigureAwait(false);
-        var entries = existing is { IsIndex: true } ? existing.AsIndex().Manifests.ToList() : [];
-        entries.Add(content.Descriptor with { ArtifactType = manifest.ArtifactType });
-        var index = JsonSerializer.SerializeToUtf8Bytes(new ImageIndex { MediaType = MediaTypes.OciIndex, Manifests = entries }, TurboOciLabels.Json);
-        await client.PutManifestAsync(tag, new ManifestContent(MediaTypes.OciIndex, index, Digest.Sha256(index)), cancellationToken).ConfigureAwait(false);
+        await client.AddToReferrersTagAsync(registry.Image, subject.ParsedDigest, content.Descriptor with { ArtifactType = manifest.ArtifactType },
+            cancellationToken).ConfigureAwait(false);
     }
 }

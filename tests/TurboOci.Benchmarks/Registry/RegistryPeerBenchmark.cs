@@ -13,6 +13,8 @@ public sealed class RegistryPeerBenchmark : IPeerBenchmark
 {
     private const string Repository = "bench/blob";
 
+    private static RemoteBlobOptions _sequentialOptions = new();
+
     public string Name => "registry";
 
     public string Description => "range GET throughput/latency (64K/1M/4M x 1/8 threads), requests per miss, sequential blob read; vs curl";
@@ -25,6 +27,13 @@ public sealed class RegistryPeerBenchmark : IPeerBenchmark
         var blobMiB = int.Parse(options.Get("blob-mb") ?? "500", CultureInfo.InvariantCulture);
         var rounds = int.Parse(options.Get("rounds") ?? "3", CultureInfo.InvariantCulture);
         var parts = (options.Get("parts") ?? "ranges,miss,sequential").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
+        // Read-ahead shape of the sequential part (defaults: the library's own).
+        var defaults = new RemoteBlobOptions();
+        _sequentialOptions = defaults with
+        {
+            MaxReadAheadUnits = int.Parse(options.Get("read-ahead-max") ?? defaults.MaxReadAheadUnits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
+            MaxUnitsPerRequest = int.Parse(options.Get("units-per-request") ?? defaults.MaxUnitsPerRequest.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
+        };
         RunAsync(host, accessLog, blobMiB, rounds, parts).GetAwaiter().GetResult();
         return 0;
     }
@@ -93,7 +102,8 @@ public sealed class RegistryPeerBenchmark : IPeerBenchmark
     private static async Task SequentialAsync(RegistryClient client, ImageReference image, Digest digest, byte[] blob, CurlPeer curl, int rounds)
     {
         Console.WriteLine();
-        Console.WriteLine("whole blob, sequential 1 MiB reads through the remote block source (default options: 1 MiB units, read-ahead 8 growing to 32) vs curl of the blob");
+        Console.WriteLine($"whole blob, sequential 1 MiB reads through the remote block source ({_sequentialOptions.FetchUnit >> 20} MiB units, read-ahead " +
+                          $"{_sequentialOptions.ReadAheadUnits} growing to {_sequentialOptions.MaxReadAheadUnits}, up to {_sequentialOptions.MaxUnitsPerRequest} units per request) vs curl of the blob");
         double bestSource = 0, bestCurlWhole = 0, bestDownload = 0;
         double leastSourceCpu = double.MaxValue, leastCurlCpu = double.MaxValue;
         // One unmeasured round first: tiered JIT recompiles the hot path early on, which a node's long-running reader never pays again.
@@ -180,7 +190,7 @@ public sealed class RegistryPeerBenchmark : IPeerBenchmark
 
     private static async Task<double> ReadSequentiallyAsync(RegistryClient client, ImageReference image, Digest digest, byte[] blob, bool report = true)
     {
-        await using var source = await RemoteBlobSource.OpenAsync(client, image, digest, blob.Length, new RemoteBlobOptions());
+        await using var source = await RemoteBlobSource.OpenAsync(client, image, digest, blob.Length, _sequentialOptions);
         var buffer = new byte[1024 * 1024];
         var clock = Stopwatch.StartNew();
         for (long offset = 0; offset < blob.Length; offset += buffer.Length)

@@ -1,11 +1,6 @@
-using System.Globalization;
-using System.Reflection;
-using System.Runtime.InteropServices;
-using System.Text;
 using TurboOci.Frontends.Nbd;
 using TurboOci.Interop.Fuse;
 using TurboOci.Interop.Linux;
-using TurboOci.Testing;
 using LoopDevice = TurboOci.Interop.Linux.LoopDevice;
 
 namespace TurboOci.Frontends.Tests.Abi;
@@ -13,7 +8,8 @@ namespace TurboOci.Frontends.Tests.Abi;
 /// <summary>
 /// Every structure and constant we share with the kernel, checked against the kernel's own uapi
 /// headers (linux-libc-dev): a generated C file is compiled with gcc and prints sizeof, offsetof
-/// and macro values, which must equal what our structs and constants say.
+/// and macro values, which must equal what our structs and constants say (through <see cref="KernelHeaderProbe"/>).
+/// The TCMU constants are in TcmuAbiTests, io_uring's and the encoded ublk opcodes in UblkAbiTests.
 /// </summary>
 public sealed class KernelAbiTests
 {
@@ -133,21 +129,6 @@ public sealed class KernelAbiTests
         ("MS_NOSUID", (long)MountFlags.NoSetUid),
         ("MS_NODEV", (long)MountFlags.NoDevices),
         ("MNT_DETACH", (long)UnmountFlags.Detach),
-        ("TCMU_MAILBOX_VERSION", TcmuConstants.MailboxVersion),
-        ("ALIGN_SIZE", TcmuConstants.AlignSize),
-        ("TCMU_MAILBOX_FLAG_CAP_OOOC", TcmuConstants.MailboxFlagOutOfOrderCompletion),
-        ("TCMU_MAILBOX_FLAG_CAP_READ_LEN", TcmuConstants.MailboxFlagReadLength),
-        ("TCMU_MAILBOX_FLAG_CAP_TMR", TcmuConstants.MailboxFlagTaskManagement),
-        ("TCMU_MAILBOX_FLAG_CAP_KEEP_BUF", TcmuConstants.MailboxFlagKeepBuffer),
-        ("TCMU_OP_MASK", TcmuConstants.OpMask),
-        ("TCMU_OP_PAD", TcmuConstants.OpPad),
-        ("TCMU_OP_CMD", TcmuConstants.OpCommand),
-        ("TCMU_OP_TMR", TcmuConstants.OpTaskManagement),
-        ("TCMU_UFLAG_UNKNOWN_OP", TcmuConstants.UserFlagUnknownOp),
-        ("TCMU_UFLAG_READ_LEN", TcmuConstants.UserFlagReadLength),
-        ("TCMU_UFLAG_KEEP_BUF", TcmuConstants.UserFlagKeepBuffer),
-        ("TCMU_SENSE_BUFFERSIZE", TcmuConstants.SenseBufferSize),
-        ("offsetof(struct tcmu_cmd_entry, req.iov)", TcmuCommandEntry.RequestIovecOffset),
         ("UBLK_CMD_GET_QUEUE_AFFINITY", UblkConstants.CommandGetQueueAffinity),
         ("UBLK_CMD_GET_DEV_INFO", UblkConstants.CommandGetDeviceInfo),
         ("UBLK_CMD_ADD_DEV", UblkConstants.CommandAddDevice),
@@ -191,16 +172,7 @@ public sealed class KernelAbiTests
     public void StructSizeAndEveryFieldOffsetMatchTheKernelHeader(string name)
     {
         var (_, ours, fields) = s_structs.Single(s => s.C == name);
-        var kernel = s_kernel.Value;
-        Assert.Equal(kernel[$"sizeof(struct {name})"], Marshal.SizeOf(ours));
-        var ourFields = ours.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic).OrderBy(f => f.MetadataToken).ToList();
-        Assert.Equal(fields.Length, ourFields.Count);
-        for (var i = 0; i < fields.Length; i++)
-        {
-            var expected = kernel[$"offsetof(struct {name}, {fields[i]})"];
-            var actual = (long)Marshal.OffsetOf(ours, ourFields[i].Name);
-            Assert.True(expected == actual, $"{name}.{fields[i]} is at {expected} in the kernel, {ourFields[i].Name} at {actual} in {ours.Name}");
-        }
+        KernelHeaderProbe.AssertLayout(s_kernel.Value, name, ours, fields);
     }
 
     [Theory]
@@ -237,50 +209,10 @@ public sealed class KernelAbiTests
         _ => "FUSE_" + opcode.ToString().ToUpperInvariant(),
     };
 
-    private static IReadOnlyDictionary<string, long> CompileAndRun()
-    {
-        // FUSE_STATX is printed only where the header has it (7.39 and later).
-        var opcodes = Enum.GetValues<FuseOpcode>().Select(CName).Where(n => n != "FUSE_STATX");
-        var c = new StringBuilder("""
-            #include <stdio.h>
-            #include <stddef.h>
-            #include <fcntl.h>
-            #include <sys/mount.h>
-            #include <linux/fuse.h>
-            #include <linux/nbd.h>
-            #include <linux/loop.h>
-            #include <linux/falloc.h>
-            #include <linux/target_core_user.h>
-            #include <linux/ublk_cmd.h>
-            #define P(name, value) printf("%s=%lld\n", name, (long long)(value))
-            int main(void) {
-            """);
-        foreach (var (name, _, fields) in s_structs)
-        {
-            c.AppendLine(CultureInfo.InvariantCulture, $"P(\"sizeof(struct {name})\", sizeof(struct {name}));");
-            foreach (var field in fields)
-            {
-                c.AppendLine(CultureInfo.InvariantCulture, $"P(\"offsetof(struct {name}, {field})\", offsetof(struct {name}, {field}));");
-            }
-        }
-
-        foreach (var (name, _) in s_constants)
-        {
-            c.AppendLine(CultureInfo.InvariantCulture, $"P(\"{name}\", {name});");
-        }
-
-        foreach (var opcode in opcodes)
-        {
-            c.AppendLine(CultureInfo.InvariantCulture, $"P(\"{opcode}\", {opcode});");
-        }
-
-        c.AppendLine("return 0; }");
-        using var temp = new TempDir("turbooci-abi-");
-        File.WriteAllText(temp.File("abi.c"), c.ToString());
-        Tool.RunChecked("gcc", "-Wall", "-Werror", "-o", temp.File("abi"), temp.File("abi.c"));
-        var output = Tool.RunChecked(temp.File("abi")).Stdout;
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(line => line.Split('=', 2))
-            .ToDictionary(p => p[0], p => long.Parse(p[1], CultureInfo.InvariantCulture));
-    }
+    private static IReadOnlyDictionary<string, long> CompileAndRun() => KernelHeaderProbe.Evaluate(
+        ["fcntl.h", "sys/mount.h", "linux/fuse.h", "linux/nbd.h", "linux/loop.h", "linux/falloc.h", "linux/target_core_user.h", "linux/ublk_cmd.h"],
+        s_structs.SelectMany(s => KernelHeaderProbe.Layout(s.C, s.Fields))
+            .Concat(s_constants.Select(c => c.C))
+            // FUSE_STATX is printed only where the header has it (7.39 and later).
+            .Concat(Enum.GetValues<FuseOpcode>().Select(CName).Where(n => n != "FUSE_STATX")));
 }

@@ -7,8 +7,8 @@ namespace TurboOci.Frontends.Tests.Guest;
 /// <see cref="GuestStack"/> exported read-only is write-protected, hashes like the host's raw export, mounts with
 /// the host's tree, causes no protocol error, and the device is empty again after nbd-client -d.
 /// </summary>
-[Collection(UblkGuestBoot.Collection)]
-public sealed class NbdGuestTests(UblkGuestBoot boot, ITestOutputHelper output)
+[Collection(FrontendGuestBoot.Collection)]
+public sealed class NbdGuestTests(FrontendGuestBoot boot, ITestOutputHelper output)
 {
     [Fact]
     public void A_stack_exported_by_our_nbd_server_hashes_and_mounts_on_nbd0_as_the_hosts_export_of_it()

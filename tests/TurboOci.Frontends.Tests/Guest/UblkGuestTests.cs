@@ -10,14 +10,14 @@ namespace TurboOci.Frontends.Tests.Guest;
 /// read-write gets write-zeroes, discards and flushes through to its source, and carries an ext4 that mkfs made.
 /// Two devices served at once read their own sources; a failed source read reaches the reader as EIO.
 /// </summary>
-[Collection(UblkGuestBoot.Collection)]
-public sealed class UblkGuestTests(UblkGuestBoot boot, ITestOutputHelper output)
+[Collection(FrontendGuestBoot.Collection)]
+public sealed class UblkGuestTests(FrontendGuestBoot boot, ITestOutputHelper output)
 {
     [Fact]
     public void A_read_only_stack_served_through_ublk_hashes_and_mounts_as_the_hosts_export_of_it()
     {
         var agent = boot.Agent("ublk-stack");
-        output.WriteLine($"boot: {boot.Run.Elapsed.TotalSeconds:F1} s host wall clock");
+        output.WriteLine(boot.Timings);
         output.WriteLine(boot.Run.Stdout);
         Assert.True(agent.Failed.Count == 0, agent.ToString());
         Assert.Equal(

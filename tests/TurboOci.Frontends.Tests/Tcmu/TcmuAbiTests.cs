@@ -1,8 +1,6 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Text;
+using TurboOci.Frontends.Tests.Abi;
 using TurboOci.Interop.Linux;
-using TurboOci.Testing;
 
 namespace TurboOci.Frontends.Tests.Tcmu;
 
@@ -46,26 +44,6 @@ public sealed class TcmuAbiTests
         Assert.Equal(s_kernel.Value[name], s_values.Single(v => v.C == name).Ours);
     }
 
-    private static IReadOnlyDictionary<string, long> CompileAndRun()
-    {
-        var c = new StringBuilder("""
-            #include <stdio.h>
-            #include <stddef.h>
-            #include <linux/target_core_user.h>
-            #define P(name, value) printf("%s=%lld\n", name, (long long)(value))
-            int main(void) {
-            """);
-        foreach (var (name, _) in s_values)
-        {
-            c.AppendLine(CultureInfo.InvariantCulture, $"P(\"{name}\", {name});");
-        }
-
-        c.AppendLine("return 0; }");
-        using var temp = new TempDir("turbooci-tcmu-abi-");
-        File.WriteAllText(temp.File("abi.c"), c.ToString());
-        Tool.RunChecked("gcc", "-Wall", "-Werror", "-o", temp.File("abi"), temp.File("abi.c"));
-        return Tool.RunChecked(temp.File("abi")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(line => line.Split('=', 2))
-            .ToDictionary(p => p[0], p => long.Parse(p[1], CultureInfo.InvariantCulture));
-    }
+    private static IReadOnlyDictionary<string, long> CompileAndRun() =>
+        KernelHeaderProbe.Evaluate(["linux/target_core_user.h"], s_values.Select(v => v.C));
 }

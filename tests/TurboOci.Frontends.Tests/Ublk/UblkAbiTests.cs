@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using TurboOci.Frontends.Tests.Abi;
 using TurboOci.Interop.Linux;
 
 namespace TurboOci.Frontends.Tests.Ublk;

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TurboOci.Images.Indexing;
-using TurboOci.Images.Tests.Packaging;
 using TurboOci.Testing;
 using TurboOci.Testing.Tar;
 using Xunit.Abstractions;

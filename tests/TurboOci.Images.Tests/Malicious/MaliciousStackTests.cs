@@ -1,7 +1,6 @@
 using System.Formats.Tar;
 using System.Text;
 using TurboOci.Images.Indexing;
-using TurboOci.Images.Tests.Packaging;
 using TurboOci.Storage;
 using TurboOci.Testing;
 

@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using TurboOci.Testing;
 
-namespace TurboOci.Frontends.Tests.Ublk;
+namespace TurboOci.Frontends.Tests.Abi;
 
 /// <summary>
 /// Asks the C compiler what the kernel's uapi headers say: a generated program includes the headers and

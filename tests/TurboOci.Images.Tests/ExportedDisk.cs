@@ -1,7 +1,7 @@
 using TurboOci.Storage;
 using TurboOci.Testing;
 
-namespace TurboOci.Images.Tests.Packaging;
+namespace TurboOci.Images.Tests;
 
 /// <summary>Judges a layer stack by real tools: exported to a sparse raw disk, e2fsck -fn, then the kernel's mount.</summary>
 public static class ExportedDisk
