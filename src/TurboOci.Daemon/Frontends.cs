@@ -107,7 +107,15 @@ internal sealed class TcmuFrontend(TcmuDevice device) : IServedFrontend
     public bool IsBlockDevice => true;
 
     public static TcmuFrontend Start(string name, BlockSource source, bool readOnly, Action<string> log) =>
-        new(TcmuDevice.Attach(source, new TcmuDeviceOptions { Name = name, ReadOnly = readOnly, Log = line => log($"{name}: {line}") }));
+        new(TcmuDevice.Attach(source, new TcmuDeviceOptions
+        {
+            Name = name,
+            ReadOnly = readOnly,
+            // A daemon restarted after a crash must re-adopt the disk before the kernel fails held commands; its
+            // start (runtime, state restore) can take tens of seconds on a slow or emulated machine.
+            CommandTimeoutSeconds = 180,
+            Log = line => log($"{name}: {line}"),
+        }));
 
     public ValueTask DisposeAsync() => device.DisposeAsync();
 }

@@ -117,6 +117,7 @@ public sealed class TcmuDevice : IAsyncDisposable
             }
 
             device.DevicePath = device.WaitForDisk();
+            device.MatchDiskTimeout();
             return device;
         }
         catch
@@ -284,6 +285,19 @@ public sealed class TcmuDevice : IAsyncDisposable
         }
 
         throw new TimeoutException($"no disk appeared at SCSI address {address} within {_options.DeviceTimeout.TotalSeconds:F0} s of linking {_configFs.LunLink}");
+    }
+
+    /// <summary>
+    /// Gives the SCSI disk the handler's command timeout (sd's own default is 30 s): while a restarted handler is
+    /// on its way back, the SCSI layer must not abort and fail the commands the ring holds before the target does.
+    /// </summary>
+    private void MatchDiskTimeout()
+    {
+        var timeout = Path.Combine("/sys/block", Path.GetFileName(DevicePath), "device", "timeout");
+        if (File.Exists(timeout) && int.TryParse(File.ReadAllText(timeout).Trim(), out var current) && current < _options.CommandTimeoutSeconds)
+        {
+            File.WriteAllText(timeout, _options.CommandTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
     }
 
     /// <summary>Stops serving, flushes the source, and removes the LUN, target and backstore in reverse order of creation.</summary>

@@ -25,6 +25,7 @@ public sealed partial class GuestDeviceTests(ITestOutputHelper output)
 
         dev=$(tt mount --config "$config" "$work/tcmu" --frontend tcmu --name t); check tcmu-mount $? "$dev"
         case "$dev" in /dev/sd*) check tcmu-scsi-disk 0 "$dev";; *) check tcmu-scsi-disk 1 "$dev";; esac
+        timeout=$(cat "/sys/block/${dev#/dev/}/device/timeout"); check tcmu-disk-timeout $([ "$timeout" = 180 ]; echo $?) "sd timeout $timeout s"
         same_tree "$work/tcmu"; check tcmu-tree $? ""
 
         # Re-read a file with cold caches while the daemon is killed and restarted by the next verb.
@@ -58,7 +59,7 @@ public sealed partial class GuestDeviceTests(ITestOutputHelper output)
 
     private static readonly string[] s_checks =
     [
-        "tcmu-mount", "tcmu-scsi-disk", "tcmu-tree", "tcmu-sigkill", "tcmu-restart", "tcmu-reader-data", "tcmu-reader-no-error",
+        "tcmu-mount", "tcmu-scsi-disk", "tcmu-disk-timeout", "tcmu-tree", "tcmu-sigkill", "tcmu-restart", "tcmu-reader-data", "tcmu-reader-no-error",
         "tcmu-same-disk", "tcmu-restored", "ublk-mount", "ublk-block-device", "ublk-tree", "detach-all", "no-mounts", "no-ublk",
         "no-backstore", "daemon-stopped",
     ];

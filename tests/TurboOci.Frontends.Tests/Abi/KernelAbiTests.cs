@@ -9,7 +9,6 @@ namespace TurboOci.Frontends.Tests.Abi;
 /// Every structure and constant we share with the kernel, checked against the kernel's own uapi
 /// headers (linux-libc-dev): a generated C file is compiled with gcc and prints sizeof, offsetof
 /// and macro values, which must equal what our structs and constants say (through <see cref="KernelHeaderProbe"/>).
-/// The TCMU constants are in TcmuAbiTests, io_uring's and the encoded ublk opcodes in UblkAbiTests.
 /// </summary>
 public sealed class KernelAbiTests
 {
@@ -54,6 +53,11 @@ public sealed class KernelAbiTests
         ("ublk_param_basic", typeof(UblkBasicParameters), ["attrs", "logical_bs_shift", "physical_bs_shift", "io_opt_shift", "io_min_shift", "max_sectors", "chunk_sectors", "dev_sectors", "virt_boundary_mask"]),
         ("ublk_param_discard", typeof(UblkDiscardParameters), ["discard_alignment", "discard_granularity", "max_discard_sectors", "max_write_zeroes_sectors", "max_discard_segments", "reserved0"]),
         ("ublk_params", typeof(UblkParameters), ["len", "types", "basic", "discard"]),
+        ("io_sqring_offsets", typeof(IoSubmissionRingOffsets), ["head", "tail", "ring_mask", "ring_entries", "flags", "dropped", "array", "resv1", "resv2"]),
+        ("io_cqring_offsets", typeof(IoCompletionRingOffsets), ["head", "tail", "ring_mask", "ring_entries", "overflow", "cqes", "flags", "resv1", "resv2"]),
+        ("io_uring_params", typeof(IoUringParameters), ["sq_entries", "cq_entries", "flags", "sq_thread_cpu", "sq_thread_idle", "features", "wq_fd", "resv", "sq_off", "cq_off"]),
+        ("io_uring_sqe", typeof(IoUringSubmissionEntry), ["opcode", "flags", "ioprio", "fd", "off", "addr", "len", "rw_flags", "user_data", "buf_index", "personality", "splice_fd_in", "addr3", "__pad2"]),
+        ("io_uring_cqe", typeof(IoUringCompletionEntry), ["user_data", "res", "flags"]),
     ];
 
     /// <summary>C macro or enumerator, and our value for it.</summary>
@@ -157,6 +161,49 @@ public sealed class KernelAbiTests
         ("UBLK_ATTR_VOLATILE_CACHE", UblkConstants.AttributeVolatileCache),
         ("UBLK_ATTR_FUA", UblkConstants.AttributeFua),
         ("UBLK_MAX_QUEUE_DEPTH", UblkConstants.MaxQueueDepth),
+        ("TCMU_MAILBOX_VERSION", TcmuConstants.MailboxVersion),
+        ("ALIGN_SIZE", TcmuConstants.AlignSize),
+        ("TCMU_MAILBOX_FLAG_CAP_OOOC", TcmuConstants.MailboxFlagOutOfOrderCompletion),
+        ("TCMU_MAILBOX_FLAG_CAP_READ_LEN", TcmuConstants.MailboxFlagReadLength),
+        ("TCMU_MAILBOX_FLAG_CAP_TMR", TcmuConstants.MailboxFlagTaskManagement),
+        ("TCMU_MAILBOX_FLAG_CAP_KEEP_BUF", TcmuConstants.MailboxFlagKeepBuffer),
+        ("TCMU_OP_MASK", TcmuConstants.OpMask),
+        ("TCMU_OP_PAD", TcmuConstants.OpPad),
+        ("TCMU_OP_CMD", TcmuConstants.OpCommand),
+        ("TCMU_OP_TMR", TcmuConstants.OpTaskManagement),
+        ("TCMU_UFLAG_UNKNOWN_OP", TcmuConstants.UserFlagUnknownOp),
+        ("TCMU_UFLAG_READ_LEN", TcmuConstants.UserFlagReadLength),
+        ("TCMU_UFLAG_KEEP_BUF", TcmuConstants.UserFlagKeepBuffer),
+        ("TCMU_SENSE_BUFFERSIZE", TcmuConstants.SenseBufferSize),
+        ("offsetof(struct tcmu_cmd_entry, req.iov)", TcmuCommandEntry.RequestIovecOffset),
+        ("sizeof(struct iovec)", 16),
+        ("offsetof(struct iovec, iov_len)", 8),
+        ("sizeof(((struct tcmu_cmd_entry *)0)->rsp.sense_buffer)", TcmuConstants.SenseBufferSize),
+        ("IORING_OP_NOP", IoUringConstants.OpNop),
+        ("IORING_OP_READ", IoUringConstants.OpRead),
+        ("IORING_OP_URING_CMD", IoUringConstants.OpUringCommand),
+        ("IORING_SETUP_SQE128", IoUringConstants.SetupSubmissionEntry128),
+        ("IORING_ENTER_GETEVENTS", IoUringConstants.EnterGetEvents),
+        ("IORING_FEAT_SINGLE_MMAP", IoUringConstants.FeatureSingleMmap),
+        ("IORING_OFF_SQ_RING", IoUringConstants.OffsetSubmissionRing),
+        ("IORING_OFF_CQ_RING", IoUringConstants.OffsetCompletionRing),
+        ("IORING_OFF_SQES", IoUringConstants.OffsetSubmissionEntries),
+        ("offsetof(struct io_uring_sqe, cmd_op)", 8),
+        ("offsetof(struct io_uring_sqe, cmd)", IoUring.CommandOffset),
+        ("__NR_io_uring_setup", IoUringConstants.SystemCallSetup),
+        ("__NR_io_uring_enter", IoUringConstants.SystemCallEnter),
+        ("UBLK_IO_RES_OK", UblkConstants.IoResultOk),
+        ("UBLK_IO_RES_ABORT", UblkConstants.IoResultAbort),
+        ("UBLKSRV_CMD_BUF_OFFSET", UblkConstants.CommandBufferOffset),
+        // The host's header may predate UBLK_F_CMD_IOCTL_ENCODE and the UBLK_U_* names: their definitions are spelled out.
+        ("_IOWR('u', UBLK_CMD_ADD_DEV, struct ublksrv_ctrl_cmd)", UblkConstants.EncodeControl(UblkConstants.CommandAddDevice)),
+        ("_IOWR('u', UBLK_CMD_SET_PARAMS, struct ublksrv_ctrl_cmd)", UblkConstants.EncodeControl(UblkConstants.CommandSetParameters)),
+        ("_IOWR('u', UBLK_CMD_START_DEV, struct ublksrv_ctrl_cmd)", UblkConstants.EncodeControl(UblkConstants.CommandStartDevice)),
+        ("_IOWR('u', UBLK_CMD_STOP_DEV, struct ublksrv_ctrl_cmd)", UblkConstants.EncodeControl(UblkConstants.CommandStopDevice)),
+        ("_IOWR('u', UBLK_CMD_DEL_DEV, struct ublksrv_ctrl_cmd)", UblkConstants.EncodeControl(UblkConstants.CommandDeleteDevice)),
+        ("_IOWR('u', UBLK_CMD_GET_DEV_INFO, struct ublksrv_ctrl_cmd)", UblkConstants.EncodeControl(UblkConstants.CommandGetDeviceInfo)),
+        ("_IOWR('u', UBLK_IO_FETCH_REQ, struct ublksrv_io_cmd)", UblkConstants.EncodeIo(UblkConstants.IoFetchRequest)),
+        ("_IOWR('u', UBLK_IO_COMMIT_AND_FETCH_REQ, struct ublksrv_io_cmd)", UblkConstants.EncodeIo(UblkConstants.IoCommitAndFetchRequest)),
     ];
 
     private static readonly Lazy<IReadOnlyDictionary<string, long>> s_kernel = new(CompileAndRun);
@@ -210,7 +257,8 @@ public sealed class KernelAbiTests
     };
 
     private static IReadOnlyDictionary<string, long> CompileAndRun() => KernelHeaderProbe.Evaluate(
-        ["fcntl.h", "sys/mount.h", "linux/fuse.h", "linux/nbd.h", "linux/loop.h", "linux/falloc.h", "linux/target_core_user.h", "linux/ublk_cmd.h"],
+        ["errno.h", "fcntl.h", "sys/mount.h", "sys/syscall.h", "linux/fuse.h", "linux/nbd.h", "linux/loop.h", "linux/falloc.h", "linux/target_core_user.h",
+            "linux/ioctl.h", "linux/io_uring.h", "linux/ublk_cmd.h"],
         s_structs.SelectMany(s => KernelHeaderProbe.Layout(s.C, s.Fields))
             .Concat(s_constants.Select(c => c.C))
             // FUSE_STATX is printed only where the header has it (7.39 and later).
