@@ -44,7 +44,8 @@ internal static class DeviceStacks
         return ImageConfig.Load(configPath);
     }
 
-    private static string Index(DaemonSession session, string name, IEnumerable<string> blobs)
+    /// <summary>Indexes <paramref name="blobs"/> (lowest first) with the real <c>turbooci index</c>; returns the config's path.</summary>
+    public static string Index(DaemonSession session, string name, IEnumerable<string> blobs)
     {
         var dir = session.File(name);
         var (code, _, stderr) = CliRunner.Run(["index", .. blobs, "--output", dir]);
