@@ -18,11 +18,11 @@ namespace TurboOci.Interop.Fuse;
 /// </remarks>
 public sealed unsafe class MappedFile : IDisposable
 {
-    private nint _address;
+    private readonly MemoryMapping _mapping;
 
-    private MappedFile(nint address, long length)
+    private MappedFile(MemoryMapping mapping, long length)
     {
-        _address = address;
+        _mapping = mapping;
         Length = length;
     }
 
@@ -33,27 +33,7 @@ public sealed unsafe class MappedFile : IDisposable
     public static MappedFile? Map(SafeFileHandle file, long length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
-        if (length == 0)
-        {
-            return null;
-        }
-
-        var added = false;
-        try
-        {
-            file.DangerousAddRef(ref added);
-            var address = Libc.MapFile(0, checked((nuint)length), Libc.FileMapProtRead, Libc.FileMapShared, (int)file.DangerousGetHandle(), 0);
-            return address == Libc.FileMapFailed
-                ? throw new ErrnoException("mmap", $"{length} bytes of a FUSE source file", Marshal.GetLastPInvokeError())
-                : new MappedFile(address, length);
-        }
-        finally
-        {
-            if (added)
-            {
-                file.DangerousRelease();
-            }
-        }
+        return length == 0 ? null : new MappedFile(MemoryMapping.Map(file, checked((nuint)length), 0, writable: false, populate: false), length);
     }
 
     /// <summary>Whether [<paramref name="offset"/>, +<paramref name="length"/>) lies inside the mapping.</summary>
@@ -70,19 +50,11 @@ public sealed unsafe class MappedFile : IDisposable
             throw new ArgumentOutOfRangeException(nameof(offset), offset, $"{length} bytes do not fit in the {Length}-byte mapping");
         }
 
-        var address = _address != 0 ? _address : throw new ObjectDisposedException(nameof(MappedFile));
-        return new ReadOnlySpan<byte>((void*)(address + (nint)offset), length);
+        return new ReadOnlySpan<byte>((void*)(_mapping.Address + (nint)offset), length);
     }
 
     /// <summary>The address of mapped bytes, for an iovec handed to the kernel (<see cref="FuseReplyVector"/>).</summary>
     internal nint AddressOf(long offset, int length) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(KernelView(offset, length)));
 
-    public void Dispose()
-    {
-        var address = Interlocked.Exchange(ref _address, 0);
-        if (address != 0)
-        {
-            Libc.UnmapFile(address, (nuint)Length);
-        }
-    }
+    public void Dispose() => _mapping.Dispose();
 }

@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace TurboOci.Interop.Linux;
 
-/// <summary>A shared mmap(2) of a device or ring file descriptor (io_uring rings, ublk's I/O descriptors); unmapped on Dispose.</summary>
+/// <summary>A shared mmap(2) of a file descriptor (io_uring rings, ublk's I/O descriptors, FUSE source files); unmapped on Dispose.</summary>
 public sealed unsafe class MemoryMapping : IDisposable
 {
     private nint _address;
@@ -20,17 +20,19 @@ public sealed unsafe class MemoryMapping : IDisposable
     public nuint Length { get; }
 
     /// <summary>
-    /// Maps <paramref name="length"/> bytes of <paramref name="fd"/> at <paramref name="offset"/>, MAP_SHARED and
-    /// populated; read-only unless <paramref name="writable"/> (ublk refuses a writable descriptor mapping).
+    /// Maps <paramref name="length"/> bytes of <paramref name="fd"/> at <paramref name="offset"/>, MAP_SHARED; read-only
+    /// unless <paramref name="writable"/> (ublk refuses a writable descriptor mapping). Populated (MAP_POPULATE) unless
+    /// <paramref name="populate"/> is false, as for a large file whose pages should fault in only when used.
     /// </summary>
-    public static MemoryMapping Map(SafeFileHandle fd, nuint length, long offset, bool writable)
+    public static MemoryMapping Map(SafeFileHandle fd, nuint length, long offset, bool writable, bool populate = true)
     {
         var protection = Libc.ProtRead | (writable ? Libc.ProtWrite : 0);
+        var flags = Libc.MapShared | (populate ? Libc.MapPopulate : 0);
         var added = false;
         try
         {
             fd.DangerousAddRef(ref added);
-            var address = Libc.Mmap(0, length, protection, Libc.MapShared | Libc.MapPopulate, (int)fd.DangerousGetHandle(), offset);
+            var address = Libc.Mmap(0, length, protection, flags, (int)fd.DangerousGetHandle(), offset);
             return address == Libc.MapFailed
                 ? throw new ErrnoException("mmap", $"offset 0x{offset:x}, {length} bytes", Marshal.GetLastPInvokeError())
                 : new MemoryMapping(address, length);
