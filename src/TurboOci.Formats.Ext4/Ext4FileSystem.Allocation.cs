@@ -1,3 +1,4 @@
+using System.Numerics;
 using TurboOci.Formats.Ext4.OnDisk;
 
 namespace TurboOci.Formats.Ext4;
@@ -185,26 +186,33 @@ public sealed partial class Ext4FileSystem
         throw new IOException("ext4: no free blocks left (ENOSPC)");
     }
 
+    /// <summary>The first clear bit in [<paramref name="from"/>, <paramref name="limit"/>), or −1.</summary>
     private static int FindZero(byte[] bitmap, int from, int limit)
     {
         var bit = from;
-        while (bit < limit)
+        for (; bit < limit && (bit & 7) != 0; bit++)
         {
-            if ((bit & 7) == 0 && bitmap[bit >> 3] == 0xFF)
-            {
-                bit += 8;
-                continue;
-            }
-
             if (!TestBit(bitmap, bit))
             {
                 return bit;
             }
-
-            bit++;
         }
 
-        return -1;
+        if (bit >= limit)
+        {
+            return -1;
+        }
+
+        // Whole bytes at once (vectorised): allocation scans from a group's start, past every inode or block in use.
+        var first = bit >> 3;
+        var notFull = bitmap.AsSpan(first, ((limit - 1) >> 3) - first + 1).IndexOfAnyExcept((byte)0xFF);
+        if (notFull < 0)
+        {
+            return -1;
+        }
+
+        var found = ((first + notFull) << 3) + BitOperations.TrailingZeroCount(~bitmap[first + notFull]);
+        return found < limit ? found : -1;
     }
 
     /// <summary>Allocates one block near <paramref name="goal"/> for metadata (tree, directory or xattr block).</summary>

@@ -227,11 +227,7 @@ public sealed partial class Ext4FileSystem : IDisposable
             _superDirty = true;
         }
 
-        foreach (var block in _dirtyBlocks.Order())
-        {
-            _device.WriteAt(block * _blockSize, _cache[block]);
-        }
-
+        WriteDirtyBlocks();
         _dirtyBlocks.Clear();
         _cache.Clear();
         if (_superDirty)
@@ -243,6 +239,38 @@ public sealed partial class Ext4FileSystem : IDisposable
         }
 
         _device.Flush();
+    }
+
+    /// <summary>
+    /// Writes the dirty blocks in block order, runs of adjacent ones (inode tables, new directories) as one write:
+    /// the device below is an LSMT layer, where every write is an index entry.
+    /// </summary>
+    private void WriteDirtyBlocks()
+    {
+        const int MaxRunBlocks = 256;
+        var run = new byte[MaxRunBlocks * _blockSize];
+        long runStart = -1;
+        var runBlocks = 0;
+        foreach (var block in _dirtyBlocks.Order())
+        {
+            if (runBlocks == MaxRunBlocks || (runBlocks > 0 && block != runStart + runBlocks))
+            {
+                _device.WriteAt(runStart * _blockSize, run.AsSpan(0, runBlocks * _blockSize));
+                runBlocks = 0;
+            }
+
+            if (runBlocks == 0)
+            {
+                runStart = block;
+            }
+
+            _cache[block].CopyTo(run, runBlocks++ * _blockSize);
+        }
+
+        if (runBlocks > 0)
+        {
+            _device.WriteAt(runStart * _blockSize, run.AsSpan(0, runBlocks * _blockSize));
+        }
     }
 
     private void UpdateGroupChecksums(int g)

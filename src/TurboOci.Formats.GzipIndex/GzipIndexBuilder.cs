@@ -1,3 +1,4 @@
+using TurboOci.Storage;
 using TurboOci.Storage.Compression;
 
 namespace TurboOci.Formats.GzipIndex;
@@ -9,6 +10,19 @@ public static class GzipIndexBuilder
         GzipIndexOptions? options = null, IProgress<long>? compressedProgress = null)
     {
         using var indexing = new GzipIndexingStream(compressed, indexOutput, inflaters, codec, options, leaveOpen: true);
+        return Drain(indexing, compressedProgress);
+    }
+
+    /// <summary>Builds the index of a blob that is in memory (a mapped file), inflating it in place.</summary>
+    public static GzipIndexBuildResult Build(IByteView compressed, Stream indexOutput, IInflaterFactory inflaters, IZlibBlockCodec codec,
+        GzipIndexOptions? options = null, IProgress<long>? compressedProgress = null)
+    {
+        using var indexing = new GzipIndexingStream(compressed, indexOutput, inflaters, codec, options);
+        return Drain(indexing, compressedProgress);
+    }
+
+    private static GzipIndexBuildResult Drain(GzipIndexingStream indexing, IProgress<long>? compressedProgress)
+    {
         var buffer = new byte[1 << 20];
         while (indexing.Read(buffer) > 0)
         {

@@ -27,7 +27,8 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     private const int InputChunk = GzipIndexHeader.WindowSize;
     private const string GzipFormat = "gzip";
 
-    private readonly Stream _compressed;
+    /// <summary>The gzip stream, or null when the whole blob is in <see cref="_view"/> and read from there.</summary>
+    private readonly Stream? _compressed;
     private readonly Stream _indexOutput;
     private readonly bool _leaveOpen;
     private IRawInflater? _inflater;
@@ -39,7 +40,14 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     private readonly GzipIndexOptions _options;
     private readonly long _indexOrigin;
 
-    private readonly byte[] _input = new byte[InputChunk * 2];
+    /// <summary>The compressed blob in place, when the caller has it: inflating, span digests and window analysis read it there.</summary>
+    private readonly IByteView? _view;
+
+    private readonly byte[] _input;
+
+    /// <summary>With the blob in a view: the view offset of input position 0 (the view is the input buffer).</summary>
+    private long _inBase;
+    private const int ViewChunk = 256 * 1024;
     private int _inPos;
     private int _inEnd;
     private bool _inputEof;
@@ -61,7 +69,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     private bool _lastValid;
 
     private readonly List<GzipIndexEntry> _entries = [];
-    private readonly List<(Task<byte[]> Sha256, uint Crc, bool StartsMember)> _spans = [];
+    private readonly List<(Task<byte[]> Sha256, uint Crc, bool StartsMember, long Start)> _spans = [];
     private int _spansHashed;
     private const int MaxSpanHashesInFlight = 32;
     private uint _entryPrefixCrc;
@@ -80,8 +88,24 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     /// <param name="indexOutput">Where <c>gzip.meta</c> goes; must be seekable (the header is written last).</param>
     public GzipIndexingStream(Stream compressed, Stream indexOutput, IInflaterFactory inflaters, IZlibBlockCodec codec,
         GzipIndexOptions? options = null, bool leaveOpen = false)
+        : this(compressed ?? throw new ArgumentNullException(nameof(compressed)), null, indexOutput, inflaters, codec, options, leaveOpen)
     {
-        ArgumentNullException.ThrowIfNull(compressed);
+    }
+
+    /// <summary>
+    /// Indexes a blob that is in memory already (a mapped file): it is inflated, hashed and analysed where it is, so
+    /// the inflating thread copies none of its input. Bytes before the oldest span or window still being worked on
+    /// are released (<see cref="IByteView.ReleaseBefore"/>) as indexing moves on.
+    /// </summary>
+    public GzipIndexingStream(IByteView compressed, Stream indexOutput, IInflaterFactory inflaters, IZlibBlockCodec codec,
+        GzipIndexOptions? options = null)
+        : this(null, compressed ?? throw new ArgumentNullException(nameof(compressed)), indexOutput, inflaters, codec, options, leaveOpen: true)
+    {
+    }
+
+    private GzipIndexingStream(Stream? compressed, IByteView? view, Stream indexOutput, IInflaterFactory inflaters, IZlibBlockCodec codec,
+        GzipIndexOptions? options, bool leaveOpen)
+    {
         ArgumentNullException.ThrowIfNull(indexOutput);
         ArgumentNullException.ThrowIfNull(inflaters);
         ArgumentNullException.ThrowIfNull(codec);
@@ -93,11 +117,13 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         _options = options ?? new GzipIndexOptions();
         _options.Validate();
         _compressed = compressed;
+        _view = view;
+        _input = view is null ? new byte[InputChunk * 2] : [];
         _indexOutput = indexOutput;
         _leaveOpen = leaveOpen;
         _codec = codec;
         _inflaters = inflaters;
-        _retained = _options.SpanDigests || _options.SparseWindows ? new RetainedBytes() : null;
+        _retained = (_options.SpanDigests || _options.SparseWindows) && view is null ? new RetainedBytes() : null;
         _indexOrigin = indexOutput.Position;
         indexOutput.Write(new byte[GzipIndexHeader.Size]);
     }
@@ -161,7 +187,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             InflateResult result;
             try
             {
-                result = _inflater!.Inflate(_input.AsSpan(_inPos, _inEnd - _inPos), output, InflateFlush.Block);
+                result = _inflater!.Inflate(Unread, output, InflateFlush.Block);
             }
             catch (InvalidDataException e)
             {
@@ -174,6 +200,11 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             total += result.Produced;
             if (_capturing.Count > 0)
             {
+                foreach (var capture in _capturing)
+                {
+                    capture.AppendOutput(output[..result.Produced], _ttout - result.Produced);
+                }
+
                 LaunchCapturedWindows(memberEnded: result.Status == InflateStatus.StreamEnd);
             }
 
@@ -240,16 +271,34 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             _inflater?.Dispose();
             if (!_leaveOpen)
             {
-                _compressed.Dispose();
+                _compressed?.Dispose();
             }
         }
 
         base.Dispose(disposing);
     }
 
+    /// <summary>The input read and not consumed yet.</summary>
+    private ReadOnlySpan<byte> Unread => _view is null ? _input.AsSpan(_inPos, _inEnd - _inPos) : _view.Slice(_inBase + _inPos, _inEnd - _inPos);
+
     /// <summary>Ensures at least <paramref name="wanted"/> unread input bytes, unless the input ends first.</summary>
     private bool Fill(int wanted)
     {
+        if (_view is not null)
+        {
+            // The whole blob is in place: reading only moves the window over it forward.
+            if (_inEnd - _inPos < wanted && !_inputEof)
+            {
+                _inBase += _inPos;
+                _inEnd = (int)Math.Min(ViewChunk, _view.Length - _inBase);
+                _inPos = 0;
+                _totalRead = _inBase + _inEnd;
+                _inputEof = _totalRead == _view.Length;
+            }
+
+            return _inEnd > _inPos;
+        }
+
         while (_inEnd - _inPos < wanted && !_inputEof)
         {
             if (_inPos > 0)
@@ -259,7 +308,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
                 _inPos = 0;
             }
 
-            var read = _compressed.Read(_input, _inEnd, Math.Min(InputChunk, _input.Length - _inEnd));
+            var read = _compressed!.Read(_input, _inEnd, Math.Min(InputChunk, _input.Length - _inEnd));
             if (read == 0)
             {
                 _inputEof = true;
@@ -283,7 +332,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     {
         Fill(2);
         var available = _inEnd - _inPos;
-        if (available >= 2 && _input[_inPos] == 0x1f && _input[_inPos + 1] == 0x8b)
+        if (available >= 2 && Unread[0] == 0x1f && Unread[1] == 0x8b)
         {
             // gzip -d and zlib's gzread go on to the next member; so do we (overlaybd stops).
             _inflater!.Reset();
@@ -305,7 +354,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     private void ChooseInflater()
     {
         Fill(2);
-        _rawMembers = _inEnd - _inPos >= 2 && _input[_inPos] == 0x1f && _input[_inPos + 1] == 0x8b;
+        _rawMembers = _inEnd - _inPos >= 2 && Unread[0] == 0x1f && Unread[1] == 0x8b;
         _inflater = _inflaters.Create(_rawMembers ? InflateWrapper.Raw : InflateWrapper.GzipOrZlib);
         _state = _rawMembers ? State.Header : State.InMember;
     }
@@ -379,7 +428,8 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             TurboOciFormatException.Throw(GzipFormat, "header", _ttin, "the gzip stream ends inside a member header: truncated");
         }
 
-        var value = _input[_inPos++];
+        var value = Unread[0];
+        _inPos++;
         _ttin++;
         crc.Append([value]);
         return value;
@@ -394,7 +444,7 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
             TurboOciFormatException.Throw(GzipFormat, "trailer", _ttin, "the gzip stream ends inside a member trailer: truncated");
         }
 
-        var trailer = _input.AsSpan(_inPos, 8);
+        var trailer = Unread[..8];
         var crc = Crc32Combine.Suffix(_crc.GetCurrentHashAsUInt32(), _memberStartCrc, _ttout - _memberStartOut);
         if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(trailer) != crc)
         {
@@ -538,13 +588,24 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         var entry = new GzipIndexEntry(point.DePos, point.EnPos, WinPos: 0, (byte)point.Bits, WinLen: 0);
         var window = new byte[GzipIndexHeader.WindowSize];
         CopyWindow(point, callOutput, window);
-        var pending = new PendingWindow(_entries.Count, window, point.Bits, point.DePos + GzipIndexHeader.WindowSize);
+        var pending = new PendingWindow(_entries.Count, window, point.Bits, entry.ReadStart, point.DePos + GzipIndexHeader.WindowSize);
         _pendingWindows.Enqueue(pending);
         if (_options.SparseWindows)
         {
-            // The analysis needs the compressed bytes that produce the next 32 KiB: those read so far now,
-            // the rest as they are read; it starts once they are all there.
-            pending.Append(_retained!.Slice(entry.ReadStart, MaxCapture));
+            // The analysis needs the compressed bytes that produce the next 32 KiB, and that output: what was read
+            // and produced so far now (the output of this call still holds it), the rest as it comes; it starts
+            // once they are all there.
+            if (_view is null)
+            {
+                pending.Append(_retained!.Slice(entry.ReadStart, MaxCapture));
+            }
+
+            var inCall = point.DePos - (_ttout - callOutput.Length);
+            if (inCall >= 0)
+            {
+                pending.AppendOutput(callOutput[checked((int)inCall)..], point.DePos);
+            }
+
             _capturing.Add(pending);
         }
         else
@@ -563,6 +624,27 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
 
         _entries.Add(entry);
         WriteFinishedWindows(waitForAll: false);
+        _view?.ReleaseBefore(OldestNeededCompressedByte());
+    }
+
+    /// <summary>
+    /// The first compressed byte something still reads in the view: the open span (hashed when it closes), spans
+    /// being hashed and windows being analysed. Everything before it can leave memory.
+    /// </summary>
+    private long OldestNeededCompressedByte()
+    {
+        var oldest = _entries[^1].ReadStart;
+        if (_spansHashed < _spans.Count)
+        {
+            oldest = Math.Min(oldest, _spans[_spansHashed].Start);
+        }
+
+        if (_pendingWindows.TryPeek(out var window))
+        {
+            oldest = Math.Min(oldest, window.CompressedStart);
+        }
+
+        return oldest;
     }
 
     /// <summary>Starts the analysis of every captured window whose next 32 KiB of output (or its member's end) is read.</summary>
@@ -591,7 +673,10 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
         var window = pending.Window;
         if (_options.SparseWindows)
         {
-            SparseWindow.Reduce(_inflaters, window, pending.Captured, pending.Bits);
+            var compressed = _view is null
+                ? pending.Captured
+                : _view.Slice(pending.CompressedStart, (int)Math.Min(MaxCapture, _view.Length - pending.CompressedStart));
+            SparseWindow.Reduce(_inflaters, window, compressed, pending.Bits, pending.Output);
             pending.DropCapture();
         }
 
@@ -624,19 +709,29 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     private void CloseSpan(long compressedEnd, long uncompressedEnd, uint prefixCrcAtEnd)
     {
         // Hashing the compressed span would cost the inflating thread a tenth of its time: it runs on another
-        // core over a copy (a few in flight at most, which bounds the memory held).
+        // core, over the view when there is one, else over a copy (a few in flight at most, which bounds the memory held).
         var previous = _entries[^1];
-        var length = checked((int)(compressedEnd - previous.ReadStart));
-        var bytes = ArrayPool<byte>.Shared.Rent(length);
-        _retained!.CopyTo(previous.ReadStart, bytes.AsSpan(0, length));
-        var sha = Task.Run(() =>
+        var start = previous.ReadStart;
+        var length = checked((int)(compressedEnd - start));
+        Task<byte[]> sha;
+        if (_view is { } view)
         {
-            var hash = SHA256.HashData(bytes.AsSpan(0, length));
-            ArrayPool<byte>.Shared.Return(bytes);
-            return hash;
-        });
+            sha = Task.Run(() => SHA256.HashData(view.Slice(start, length)));
+        }
+        else
+        {
+            var bytes = ArrayPool<byte>.Shared.Rent(length);
+            _retained!.CopyTo(start, bytes.AsSpan(0, length));
+            sha = Task.Run(() =>
+            {
+                var hash = SHA256.HashData(bytes.AsSpan(0, length));
+                ArrayPool<byte>.Shared.Return(bytes);
+                return hash;
+            });
+        }
+
         var crc = Crc32Combine.Suffix(prefixCrcAtEnd, _entryPrefixCrc, uncompressedEnd - previous.DePos);
-        _spans.Add((sha, crc, _entryStartsMember));
+        _spans.Add((sha, crc, _entryStartsMember, start));
         while (_spansHashed < _spans.Count && (_spans[_spansHashed].Sha256.IsCompleted || _spans.Count - _spansHashed > MaxSpanHashesInFlight))
         {
             _spans[_spansHashed++].Sha256.Wait();
@@ -707,16 +802,21 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     }
 
     /// <summary>A recorded point's window on its way to the index file.</summary>
-    private sealed class PendingWindow(int entryIndex, byte[] window, int bits, long outputEnd)
+    private sealed class PendingWindow(int entryIndex, byte[] window, int bits, long compressedStart, long outputEnd)
     {
         private byte[] _captured = [];
         private int _capturedLength;
+        private byte[] _output = [];
+        private int _outputLength;
 
         public int EntryIndex { get; } = entryIndex;
 
         public byte[] Window { get; } = window;
 
         public int Bits { get; } = bits;
+
+        /// <summary>Compressed offset the point's data is read from (its partly used byte first).</summary>
+        public long CompressedStart { get; } = compressedStart;
 
         /// <summary>Uncompressed offset up to which the deflate data may still read this window.</summary>
         public long OutputEnd { get; } = outputEnd;
@@ -728,10 +828,36 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
 
         public ReadOnlySpan<byte> Captured => _captured.AsSpan(0, _capturedLength);
 
+        /// <summary>The real output after the point, from its start (empty when the builder no longer had its start).</summary>
+        public ReadOnlySpan<byte> Output => _output.AsSpan(0, _outputLength);
+
         public void DropCapture()
         {
             _captured = [];
             _capturedLength = 0;
+            _output = [];
+            _outputLength = 0;
+        }
+
+        /// <summary>Keeps the part of <paramref name="bytes"/> (output from uncompressed offset <paramref name="at"/>) that continues <see cref="Output"/>.</summary>
+        public void AppendOutput(ReadOnlySpan<byte> bytes, long at)
+        {
+            var start = OutputEnd - GzipIndexHeader.WindowSize;
+            var skip = start + _outputLength - at;
+            if (skip < 0 || skip >= bytes.Length || _outputLength == GzipIndexHeader.WindowSize)
+            {
+                // Not contiguous with what is kept (a gap means the start is lost: the analysis then keeps more), or full.
+                return;
+            }
+
+            if (_output.Length == 0)
+            {
+                _output = new byte[GzipIndexHeader.WindowSize];
+            }
+
+            var take = (int)Math.Min(bytes.Length - skip, GzipIndexHeader.WindowSize - _outputLength);
+            bytes.Slice((int)skip, take).CopyTo(_output.AsSpan(_outputLength));
+            _outputLength += take;
         }
 
         public void Append(ReadOnlySpan<byte> bytes)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using TurboOci.Storage.Compression;
 
 namespace TurboOci.Formats.GzipIndex;
@@ -12,50 +13,76 @@ namespace TurboOci.Formats.GzipIndex;
 /// <remarks>
 /// The analysis needs no deflate decoder of its own: inflating the same compressed bytes over windows that
 /// hold a position pattern tells, for every output byte, whether it came (directly or through a chain of
-/// copies) from the window, and from which window position. Two windows that differ at every position
-/// (the high byte of the position, and its complement) separate window-derived output bytes from literals;
-/// a third (the low byte) completes the position.
+/// copies) from the window, and from which window position. One pass stores each position's high byte with
+/// the top bit set (128..255), the other its low byte: a literal comes out the same in both, a window byte as
+/// its position's two halves. Those differ except at the 128 positions whose low byte is 128 + their high byte:
+/// an output byte equal in both passes is a literal or a copy of that one position, and the real output (when
+/// the builder kept it) tells them apart, since a copy equals the window byte it copies. A position is
+/// dropped only when that proves it unused: some bytes may be kept needlessly, never one lost.
 /// </remarks>
 internal static class SparseWindow
 {
     private const int WindowSize = GzipIndexHeader.WindowSize;
 
-    private static readonly byte[] s_highPattern = Pattern(i => (byte)(i >> 8));
-    private static readonly byte[] s_highComplement = Pattern(i => (byte)~(i >> 8));
+    private static readonly byte[] s_highPattern = Pattern(i => (byte)(0x80 | (i >> 8)));
     private static readonly byte[] s_lowPattern = Pattern(i => (byte)i);
 
     /// <summary>
     /// Zeroes, in place, the bytes of <paramref name="window"/> that the deflate data starting at this point
     /// never reads. <paramref name="compressed"/> starts at the entry's read start (the partly used byte first
-    /// when <paramref name="bits"/> &gt; 0). Returns false, leaving the window whole, when the compressed bytes
-    /// given do not reach 32 KiB of output or the end of the deflate stream.
+    /// when <paramref name="bits"/> &gt; 0); <paramref name="output"/> is the real output after the point as far as
+    /// the builder kept it (any prefix, even empty). Returns false, leaving the window whole, when the compressed
+    /// bytes given do not reach 32 KiB of output or the end of the deflate stream.
     /// </summary>
-    public static bool Reduce(IInflaterFactory inflaters, byte[] window, ReadOnlySpan<byte> compressed, int bits)
+    public static bool Reduce(IInflaterFactory inflaters, byte[] window, ReadOnlySpan<byte> compressed, int bits, ReadOnlySpan<byte> output)
     {
-        var high = new byte[WindowSize];
-        var complement = new byte[WindowSize];
-        var low = new byte[WindowSize];
+        // One analysis per mebibyte of a layer: pooled scratch instead of 96 KiB of fresh arrays each time.
+        var scratch = ArrayPool<byte>.Shared.Rent(3 * WindowSize);
+        try
+        {
+            return Reduce(inflaters, window, compressed, bits, output, scratch.AsSpan(0, 3 * WindowSize));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    private static bool Reduce(IInflaterFactory inflaters, byte[] window, ReadOnlySpan<byte> compressed, int bits, ReadOnlySpan<byte> output, Span<byte> scratch)
+    {
+        var high = scratch[..WindowSize];
+        var low = scratch.Slice(WindowSize, WindowSize);
+        var used = scratch[(2 * WindowSize)..];
+        used.Clear();
         using var inflater = inflaters.Create(InflateWrapper.Raw);
         var produced = Inflate(inflater, s_highPattern, compressed, bits, high);
-        if (produced < 0
-            || Inflate(inflater, s_highComplement, compressed, bits, complement) != produced
-            || Inflate(inflater, s_lowPattern, compressed, bits, low) != produced)
+        if (produced < 0 || Inflate(inflater, s_lowPattern, compressed, bits, low) != produced)
         {
             return false;
         }
 
-        var used = new bool[WindowSize];
         for (var i = 0; i < produced; i++)
         {
-            if (high[i] != complement[i])
+            if (high[i] != low[i])
             {
-                used[(high[i] << 8) | low[i]] = true;
+                // Only a window byte differs between the passes: it is position (high − 128)·256 + low.
+                used[((high[i] & 0x7F) << 8) | low[i]] = 1;
+            }
+            else if (high[i] >= 0x80)
+            {
+                // A literal, or a copy of the window byte at this position: unless the real output differs from it,
+                // it may be a copy, so it is kept.
+                var position = ((high[i] & 0x7F) << 8) | high[i];
+                if (i >= output.Length || output[i] == window[position])
+                {
+                    used[position] = 1;
+                }
             }
         }
 
         for (var i = 0; i < WindowSize; i++)
         {
-            if (!used[i])
+            if (used[i] == 0)
             {
                 window[i] = 0;
             }

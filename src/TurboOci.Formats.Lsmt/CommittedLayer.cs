@@ -213,7 +213,7 @@ public sealed class CommittedLayer : MappedLayer
         ReadBacking(backing, MappedPosition(entry, skip), destination);
     }
 
-    private protected override ReadOnlySpan<SegmentMapping> GetEntriesForRanges() => _index.Entries;
+    private protected override ReadOnlySpan<SegmentMapping> GetEntriesForRanges(long offset, int length) => _index.Entries;
 
     protected override bool TryGetEntryRange(in SegmentMapping entry, long skip, int length, out FileRange range) =>
         TryGetBackingRange(entry.Tag == 0 ? _file : _target!, MappedPosition(entry, skip), length, out range);

@@ -53,7 +53,7 @@ public sealed class LayerStack : MappedLayer
     protected override void ReadEntryData(in SegmentMapping entry, long skip, Span<byte> destination) =>
         _topFirst[entry.Tag].ReadStackData(entry.WithTag(0), skip, destination);
 
-    private protected override ReadOnlySpan<SegmentMapping> GetEntriesForRanges() => _index.Entries;
+    private protected override ReadOnlySpan<SegmentMapping> GetEntriesForRanges(long offset, int length) => _index.Entries;
 
     protected override bool TryGetEntryRange(in SegmentMapping entry, long skip, int length, out FileRange range) =>
         _topFirst[entry.Tag].TryGetStackDataRange(entry.WithTag(0), skip, length, out range);

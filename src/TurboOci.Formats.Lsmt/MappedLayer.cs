@@ -133,11 +133,11 @@ public abstract class MappedLayer : BlockSource, IFileRangeSource
     {
         range = default;
         var clamped = offset < 0 || length <= 0 ? 0 : ClampLength(offset, length);
-        return clamped > 0 && TryGetRangeThrough(GetEntriesForRanges(), offset, clamped, out range);
+        return clamped > 0 && TryGetRangeThrough(GetEntriesForRanges(offset, clamped), offset, clamped, out range);
     }
 
-    /// <summary>The sorted entries <see cref="TryGetFileRange"/> looks up (a layer's own index).</summary>
-    private protected abstract ReadOnlySpan<SegmentMapping> GetEntriesForRanges();
+    /// <summary>Sorted entries of the layer's own index that include all those overlapping [offset, offset + length), for <see cref="TryGetFileRange"/>.</summary>
+    private protected abstract ReadOnlySpan<SegmentMapping> GetEntriesForRanges(long offset, int length);
 
     /// <summary>Resolves the first run of [offset, offset + length) through <paramref name="sorted"/>, as <see cref="ReadThrough"/> would read it.</summary>
     protected bool TryGetRangeThrough(ReadOnlySpan<SegmentMapping> sorted, long offset, int length, out FileRange range)

@@ -31,6 +31,11 @@ public sealed class WritableLayer : MappedLayer
     private long _dataEnd;
     private long _indexEnd;
 
+    /// <summary>A scratch layer's index entries not yet written to its index file (they start at <see cref="_indexEnd"/>).</summary>
+    private byte[]? _logBatch;
+    private int _logBatched;
+    private const int LogBatchBytes = 4096 * SegmentMapping.Size;
+
     private WritableLayer(SafeFileHandle data, SafeFileHandle indexFile, LsmtHeader header, BlockSource? lower, BlockSource? target, bool isWarp, bool ownsLower)
     {
         _data = data;
@@ -79,18 +84,24 @@ public sealed class WritableLayer : MappedLayer
     /// Creates an empty layer (overlaybd-create DATA INDEX VSIZE): both headers, a fresh random uuid. With a
     /// <paramref name="lower"/> and <paramref name="virtualSize"/> 0 the layer takes the lower's size.
     /// </summary>
+    /// <param name="scratch">
+    /// A workspace that is committed and then deleted, never reopened (the indexer's): index entries are logged in
+    /// batches and <see cref="Flush"/> forces nothing to disk, so a crash loses the layer. Never for a layer that
+    /// must survive one.
+    /// </param>
     public static WritableLayer Create(string dataPath, string indexPath, long virtualSize, string? parentUuid = null,
-        BlockSource? lower = null, bool ownsLower = false) =>
-        CreateCore(dataPath, indexPath, virtualSize, parentUuid, lower, target: null, warp: false, ownsLower);
+        BlockSource? lower = null, bool ownsLower = false, bool scratch = false) =>
+        CreateCore(dataPath, indexPath, virtualSize, parentUuid, lower, target: null, warp: false, ownsLower, scratch);
 
     /// <summary>
     /// Creates an empty warp layer (overlaybd-create --turboOCI): <paramref name="fsMetaPath"/> becomes a headerless
     /// sparse file of the virtual size, metadata written at its own offset; <paramref name="target"/> is the
     /// uncompressed tar that remote mappings point into.
     /// </summary>
+    /// <param name="scratch">As for <see cref="Create"/>: a workspace that is committed and deleted, not crash-safe.</param>
     public static WritableLayer CreateWarp(string fsMetaPath, string indexPath, long virtualSize, BlockSource? target,
-        string? parentUuid = null, BlockSource? lower = null, bool ownsLower = false) =>
-        CreateCore(fsMetaPath, indexPath, virtualSize, parentUuid, lower, target, warp: true, ownsLower);
+        string? parentUuid = null, BlockSource? lower = null, bool ownsLower = false, bool scratch = false) =>
+        CreateCore(fsMetaPath, indexPath, virtualSize, parentUuid, lower, target, warp: true, ownsLower, scratch);
 
     /// <summary>Reopens a layer after a restart: replays the index log in file order.</summary>
     public static WritableLayer Open(string dataPath, string indexPath, BlockSource? lower = null, bool ownsLower = false) =>
@@ -101,7 +112,7 @@ public sealed class WritableLayer : MappedLayer
         OpenCore(fsMetaPath, indexPath, lower, target, warp: true, ownsLower);
 
     private static WritableLayer CreateCore(string dataPath, string indexPath, long virtualSize, string? parentUuid,
-        BlockSource? lower, BlockSource? target, bool warp, bool ownsLower)
+        BlockSource? lower, BlockSource? target, bool warp, bool ownsLower, bool scratch)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(virtualSize);
         if (virtualSize == 0 && lower is not null)
@@ -128,7 +139,7 @@ public sealed class WritableLayer : MappedLayer
             }
 
             RandomAccess.Write(index, indexHeader.ToArray(), 0);
-            return new WritableLayer(data, index, indexHeader, lower, target, warp, ownsLower);
+            return new WritableLayer(data, index, indexHeader, lower, target, warp, ownsLower) { _logBatch = scratch ? new byte[LogBatchBytes] : null };
         }
         catch
         {
@@ -255,7 +266,7 @@ public sealed class WritableLayer : MappedLayer
         _indexLock.EnterReadLock();
         try
         {
-            return ReadClamped(_index.Entries, offset, destination);
+            return ReadClamped(Overlapping(offset, destination.Length), offset, destination);
         }
         finally
         {
@@ -335,7 +346,11 @@ public sealed class WritableLayer : MappedLayer
         }
     }
 
-    private protected override ReadOnlySpan<SegmentMapping> GetEntriesForRanges() => _index.Entries;
+    private protected override ReadOnlySpan<SegmentMapping> GetEntriesForRanges(long offset, int length) => Overlapping(offset, length);
+
+    /// <summary>The index entries a read of [offset, offset + length) may touch (the caller holds the read lock).</summary>
+    private ReadOnlySpan<SegmentMapping> Overlapping(long offset, int length) =>
+        offset < 0 ? [] : _index.Overlapping((ulong)offset >> LsmtConstants.SectorShift, Sector(checked(offset + length + LsmtConstants.SectorSize - 1)));
 
     protected override bool TryGetGapRange(long offset, int length, out FileRange range) =>
         _lower is null ? base.TryGetGapRange(offset, length, out range) : TryGetBackingRange(_lower, offset, length, out range);
@@ -482,10 +497,24 @@ public sealed class WritableLayer : MappedLayer
     /// <summary>Logs an entry in the index file, then makes it visible to readers.</summary>
     private void Append(SegmentMapping entry)
     {
-        Span<byte> bytes = stackalloc byte[SegmentMapping.Size];
-        entry.Write(bytes);
-        RandomAccess.Write(_indexFile, bytes, _indexEnd);
-        _indexEnd += SegmentMapping.Size;
+        if (_logBatch is not null)
+        {
+            // A scratch layer: one write per few thousand entries instead of a system call each.
+            entry.Write(_logBatch.AsSpan(_logBatched));
+            _logBatched += SegmentMapping.Size;
+            if (_logBatched == _logBatch.Length)
+            {
+                WriteLogBatch();
+            }
+        }
+        else
+        {
+            Span<byte> bytes = stackalloc byte[SegmentMapping.Size];
+            entry.Write(bytes);
+            RandomAccess.Write(_indexFile, bytes, _indexEnd);
+            _indexEnd += SegmentMapping.Size;
+        }
+
         _indexLock.EnterWriteLock();
         try
         {
@@ -499,8 +528,25 @@ public sealed class WritableLayer : MappedLayer
 
     public override void Flush()
     {
+        if (_logBatch is not null)
+        {
+            lock (_writeLock)
+            {
+                WriteLogBatch();
+            }
+
+            return;
+        }
+
         RandomAccess.FlushToDisk(_data);
         RandomAccess.FlushToDisk(_indexFile);
+    }
+
+    private void WriteLogBatch()
+    {
+        RandomAccess.Write(_indexFile, _logBatch.AsSpan(0, _logBatched), _indexEnd);
+        _indexEnd += _logBatched;
+        _logBatched = 0;
     }
 
     /// <summary>
@@ -556,6 +602,11 @@ public sealed class WritableLayer : MappedLayer
     {
         if (disposing)
         {
+            if (_logBatch is not null && !_data.IsClosed)
+            {
+                WriteLogBatch();
+            }
+
             _data.Dispose();
             _indexFile.Dispose();
             _indexLock.Dispose();

@@ -5,8 +5,9 @@ namespace TurboOci.Registry;
 
 /// <summary>
 /// The registry-facing part of overlaybd's global config (<c>/etc/overlaybd/overlaybd.json</c>): cache
-/// location, size and refill unit, the credential file and the P2P proxy. Keys and defaults as overlaybd
-/// reads them; unknown keys are ignored, a known key with the wrong JSON type is rejected.
+/// location, size and refill unit, the credential source, the P2P agent, the client certificate and the
+/// user agent. Keys and defaults as overlaybd reads them; keys outside the registry path (logging, audit,
+/// exporter, background download, ...) are ignored, a known key with the wrong JSON type is rejected.
 /// </summary>
 public sealed record OverlaybdConfig
 {
@@ -41,11 +42,47 @@ public sealed record OverlaybdConfig
 
     public string CredentialServerCaPath { get; init; } = "";
 
+    /// <summary><c>p2pConfig.enable</c>: blob bytes come through the P2P agent at <see cref="P2pAddress"/> (see <see cref="P2pAgent"/>).</summary>
     public bool P2pEnable { get; init; }
 
+    /// <summary><c>p2pConfig.address</c>, overlaybd's default when absent; checked only when P2P is enabled.</summary>
     public string P2pAddress { get; init; } = "http://localhost:9731/accelerator";
 
+    /// <summary><c>certConfig.certFile</c>: a PEM client certificate for registries' TLS (used only with <see cref="KeyFile"/>, as in overlaybd).</summary>
+    public string CertFile { get; init; } = "";
+
+    /// <summary><c>certConfig.keyFile</c>: the PEM key of <see cref="CertFile"/>.</summary>
+    public string KeyFile { get; init; } = "";
+
+    /// <summary><c>userAgent</c>: the User-Agent of registry requests; null keeps the client's own.</summary>
+    public string? UserAgent { get; init; }
+
     public long CacheSizeBytes => checked(CacheSizeGB * 1024 * 1024 * 1024);
+
+    /// <summary>
+    /// The config's transport keys applied to client options: <c>p2pConfig</c> when enabled (see <see cref="P2pAgent"/>),
+    /// <c>userAgent</c>, and <c>certConfig</c> when both files are named (overlaybd ignores one alone).
+    /// </summary>
+    public RegistryClientOptions ApplyTransportTo(RegistryClientOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (P2pEnable)
+        {
+            options = options with { P2pAddress = P2pAddress };
+        }
+
+        if (UserAgent is { } userAgent)
+        {
+            options = options with { UserAgent = userAgent };
+        }
+
+        if (CertFile.Length > 0 && KeyFile.Length > 0)
+        {
+            options = options with { ClientCertificateFile = CertFile, ClientKeyFile = KeyFile };
+        }
+
+        return options;
+    }
 
     /// <summary>Reads a config file; a missing file gives the defaults.</summary>
     public static OverlaybdConfig Load(string path)
@@ -143,6 +180,37 @@ public sealed record OverlaybdConfig
                     P2pEnable = Bool(p2p, "p2pConfig.enable", "enable") ?? false,
                     P2pAddress = String(p2p, "p2pConfig.address", "address") ?? config.P2pAddress,
                 };
+                if (config.P2pEnable)
+                {
+                    try
+                    {
+                        P2pAgent.Normalize(config.P2pAddress);
+                    }
+                    catch (FormatException e)
+                    {
+                        throw new TurboOciFormatException(Format, "p2pConfig.address", 0, e.Message, e);
+                    }
+                }
+            }
+
+            if (Object(root, "certConfig") is { } cert)
+            {
+                config = config with
+                {
+                    CertFile = String(cert, "certConfig.certFile", "certFile") ?? "",
+                    KeyFile = String(cert, "certConfig.keyFile", "keyFile") ?? "",
+                };
+            }
+
+            if (String(root, "userAgent", "userAgent") is { Length: > 0 } userAgent)
+            {
+                using var probe = new HttpRequestMessage();
+                if (!probe.Headers.UserAgent.TryParseAdd(userAgent))
+                {
+                    throw new TurboOciFormatException(Format, "userAgent", 0, $"'{userAgent}' is not a valid User-Agent (product[/version] tokens)");
+                }
+
+                config = config with { UserAgent = userAgent };
             }
 
             return config;

@@ -17,8 +17,16 @@ public sealed class RegistryBlobStore : IDisposable
     private readonly RemoteBlobOptions _options;
 
     // repoBlobUrls that say http:// for a host our client would reach over TLS get a client of their own
-    // that speaks plain HTTP to exactly that host (the URL is the config's explicit choice, as in overlaybd).
-    private readonly ConcurrentDictionary<string, RegistryClient> _plainHttpClients = new(StringComparer.OrdinalIgnoreCase);
+    // that speaks plain HTTP to exactly that host (the URL is the config's explicit choice, as in overlaybd);
+    // blobs opened while the P2P agent is unreachable get one without the agent. Keyed by (host or "", direct).
+    private readonly ConcurrentDictionary<(string PlainHttpHost, bool Direct), RegistryClient> _variants = new();
+
+    // The last P2P agent check: overlaybd checks once per image, so the layers of one stack opened together
+    // share one check instead of connecting once per blob.
+    private AgentCheck? _agentCheck;
+
+    /// <summary>How long one P2P agent check decides for the blobs opened after it.</summary>
+    public static readonly TimeSpan AgentCheckLifetime = TimeSpan.FromSeconds(5);
 
     public RegistryBlobStore(RegistryClient client, RemoteBlobOptions? options = null, bool ownsClient = false)
     {
@@ -35,8 +43,10 @@ public sealed class RegistryBlobStore : IDisposable
 
     /// <summary>
     /// The store an overlaybd node config describes: a disk cache at <c>cacheConfig.cacheDir</c> of
-    /// <c>cacheSizeGB</c> filled in <c>refillSize</c> units, and credentials from the credential source
-    /// (<c>credentialConfig</c> or the legacy <c>credentialFilePath</c>) ahead of any in <paramref name="clientOptions"/>.
+    /// <c>cacheSizeGB</c> filled in <c>refillSize</c> units, credentials from the credential source
+    /// (<c>credentialConfig</c> or the legacy <c>credentialFilePath</c>) ahead of any in <paramref name="clientOptions"/>,
+    /// blob bytes through the P2P agent of <c>p2pConfig</c> when enabled, the client certificate of
+    /// <c>certConfig</c>, and <c>userAgent</c>.
     /// </summary>
     public static RegistryBlobStore FromConfig(OverlaybdConfig config, RegistryClientOptions? clientOptions = null)
     {
@@ -51,6 +61,7 @@ public sealed class RegistryBlobStore : IDisposable
             };
         }
 
+        clientOptions = config.ApplyTransportTo(clientOptions);
         var cache = new DiskRangeCache(config.CacheDir, config.CacheSizeBytes, clientOptions.Log);
         return new RegistryBlobStore(new RegistryClient(clientOptions), new RemoteBlobOptions { FetchUnit = config.RefillSize, Cache = cache },
             ownsClient: true);
@@ -60,7 +71,14 @@ public sealed class RegistryBlobStore : IDisposable
     public RemoteBlobSource Open(string repoBlobUrl, string digest, long size = 0) =>
         OpenAsync(repoBlobUrl, digest, size).GetAwaiter().GetResult();
 
-    public Task<RemoteBlobSource> OpenAsync(string repoBlobUrl, string digest, long size = 0, CancellationToken cancellationToken = default)
+    /// <remarks>
+    /// With a P2P agent configured, overlaybd's choice is made here, when a blob is opened (one TCP check of the
+    /// agent serves the opens of the next <see cref="AgentCheckLifetime"/>, as overlaybd checks once per image):
+    /// an agent that accepts connections serves the blob's bytes and the local range cache is bypassed
+    /// (overlaybd reads through the agent uncached, the agent being the node's cache); an agent that does not
+    /// gets the blob read directly from the registry through the cache.
+    /// </remarks>
+    public async Task<RemoteBlobSource> OpenAsync(string repoBlobUrl, string digest, long size = 0, CancellationToken cancellationToken = default)
     {
         var (image, plainHttp) = ParseRepoBlobUrl(repoBlobUrl);
         if (!Digest.TryParse(digest, out var parsed))
@@ -68,13 +86,37 @@ public sealed class RegistryBlobStore : IDisposable
             throw new FormatException($"'{digest}' is not a blob digest (algorithm:hex)");
         }
 
-        var client = plainHttp && !_client.Options.IsPlainHttp(image.Registry)
-            ? _plainHttpClients.GetOrAdd(image.Registry, registry => new RegistryClient(_client.Options with
+        var viaP2p = false;
+        if (_client.Options.P2pAddress is { } agent)
+        {
+            var check = Volatile.Read(ref _agentCheck);
+            if (check is null || check.Until <= DateTimeOffset.UtcNow)
             {
-                InsecureRegistries = new HashSet<string>(_client.Options.InsecureRegistries, StringComparer.OrdinalIgnoreCase) { registry },
-            }))
-            : _client;
-        return RemoteBlobSource.OpenAsync(client, image, parsed, size > 0 ? size : null, _options, cancellationToken);
+                check = new AgentCheck(await P2pAgent.IsReachableAsync(agent, P2pAgent.ProbeTimeout, cancellationToken).ConfigureAwait(false),
+                    DateTimeOffset.UtcNow + AgentCheckLifetime);
+                Volatile.Write(ref _agentCheck, check);
+            }
+
+            viaP2p = check.Reachable;
+            if (!viaP2p)
+            {
+                _client.Options.Log?.Invoke($"P2P agent {agent} does not accept connections: {parsed} is read from {image.Registry} directly");
+            }
+        }
+
+        var plainHttpHost = plainHttp && !_client.Options.IsPlainHttp(image.Registry) ? image.Registry : "";
+        var direct = _client.Options.P2pAddress is not null && !viaP2p;
+        var client = plainHttpHost.Length == 0 && !direct
+            ? _client
+            : _variants.GetOrAdd((plainHttpHost, direct), key => new RegistryClient(_client.Options with
+            {
+                InsecureRegistries = key.PlainHttpHost.Length == 0
+                    ? _client.Options.InsecureRegistries
+                    : new HashSet<string>(_client.Options.InsecureRegistries, StringComparer.OrdinalIgnoreCase) { key.PlainHttpHost },
+                P2pAddress = key.Direct ? null : _client.Options.P2pAddress,
+            }));
+        var options = viaP2p ? _options with { Cache = null } : _options;
+        return await RemoteBlobSource.OpenAsync(client, image, parsed, size > 0 ? size : null, options, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -109,9 +151,11 @@ public sealed class RegistryBlobStore : IDisposable
         return (new ImageReference { Registry = host, Repository = repository }, uri.Scheme == "http");
     }
 
+    private sealed record AgentCheck(bool Reachable, DateTimeOffset Until);
+
     public void Dispose()
     {
-        foreach (var client in _plainHttpClients.Values)
+        foreach (var client in _variants.Values)
         {
             client.Dispose();
         }

@@ -60,6 +60,7 @@ public sealed partial class RegistryClient
         {
             UseMirrors = true,
             CacheRedirect = true,
+            ViaP2p = true,
             Range = new RangeHeaderValue(offset, last),
             ResumeFrom = kept is null ? null : () => kept(),
             Accepts = s => s is HttpStatusCode.OK or HttpStatusCode.PartialContent,
@@ -122,6 +123,7 @@ public sealed partial class RegistryClient
             {
                 UseMirrors = true,
                 CacheRedirect = true,
+                ViaP2p = true,
                 Accepts = s => s is HttpStatusCode.OK or HttpStatusCode.PartialContent,
                 ResumeFrom = () => received,
             }, async (response, token) =>

@@ -3,6 +3,8 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 
 namespace TurboOci.Registry;
 
@@ -21,18 +23,20 @@ public sealed partial class RegistryClient : IDisposable
     private readonly ConcurrentDictionary<string, (Uri Location, DateTimeOffset Expires)> _redirects = new(StringComparer.Ordinal);
     private readonly RegistryAuthenticator _auth;
     private readonly Lazy<TrustedCertificates?> _trustedCertificates;
+    private readonly Lazy<X509Certificate2?> _clientCertificate;
     private long _requests;
 
     public RegistryClient(RegistryClientOptions? options = null)
     {
         _options = options ?? new RegistryClientOptions();
         _trustedCertificates = new(() => _options.CaCertificatesFile is { Length: > 0 } path ? TrustedCertificates.FromPemFile(path, alsoSystemRoots: true) : null);
+        _clientCertificate = new(LoadClientCertificate);
         _auth = new RegistryAuthenticator(_options, ClientFor);
     }
 
     public RegistryClientOptions Options => _options;
 
-    /// <summary>HTTP requests sent to registries and mirrors so far (token requests not included).</summary>
+    /// <summary>HTTP requests sent to registries, mirrors and the P2P agent so far (token requests not included).</summary>
     public long RequestCount => Interlocked.Read(ref _requests);
 
     /// <summary>Token requests sent to auth realms so far.</summary>
@@ -59,6 +63,9 @@ public sealed partial class RegistryClient : IDisposable
 
         /// <summary>Reuse a cached redirect target (blob GETs).</summary>
         public bool CacheRedirect { get; init; }
+
+        /// <summary>A blob GET: its bytes come through the P2P agent when <see cref="RegistryClientOptions.P2pAddress"/> is set.</summary>
+        public bool ViaP2p { get; init; }
 
         /// <summary>Statuses handed to the consumer; anything else is an error (or a retry for 5xx/429).</summary>
         public Func<HttpStatusCode, bool> Accepts { get; init; } = status => (int)status is >= 200 and < 300;
@@ -154,6 +161,7 @@ public sealed partial class RegistryClient : IDisposable
 
                 _options.Log?.Invoke($"retry {attempt}/{_options.Retry.MaxAttempts - 1} of {call.Describe} in {delay.TotalMilliseconds:0} ms: {reason}");
                 _redirects.Clear();
+                _p2pRoutes.Clear();
                 await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -199,20 +207,14 @@ public sealed partial class RegistryClient : IDisposable
         // Mirrors get no credentials of the upstream registry.
         var authorization = isMirror ? null : await _auth.AuthorizationAsync(call.Image.Registry, call.Scope, cancellationToken).ConfigureAwait(false);
         var client = ClientFor(_options.Proxies.GetValueOrDefault(call.Image.Registry));
+        if (call.ViaP2p && _options.P2pAddress is { } agent)
+        {
+            return await SendViaP2pAsync(call, original, agent, authorization, client, cancellationToken).ConfigureAwait(false);
+        }
+
         for (var hop = 0; ; hop++)
         {
-            using var request = new HttpRequestMessage(call.Method, target);
-            request.Headers.UserAgent.ParseAdd(_options.UserAgent);
-            foreach (var type in call.Accept)
-            {
-                request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(type));
-            }
-
-            request.Headers.Range = call.ResumeFrom?.Invoke() is > 0 and var resume ? ResumedRange(call.Range, resume) : call.Range;
-            if (call.Content is not null && hop == 0)
-            {
-                request.Content = call.Content();
-            }
+            using var request = NewRequest(call, target, hop);
 
             // Credentials go only to the host we were asked to talk to, never to a redirect target elsewhere.
             if (authorization is not null && SameOrigin(target, original))
@@ -222,17 +224,8 @@ public sealed partial class RegistryClient : IDisposable
 
             Interlocked.Increment(ref _requests);
             var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-            var isRedirect = (int)response.StatusCode is 301 or 302 or 303 or 307 or 308 && response.Headers.Location is not null;
-            if (isRedirect && (call.Method == HttpMethod.Get || call.Method == HttpMethod.Head))
+            if ((call.Method == HttpMethod.Get || call.Method == HttpMethod.Head) && RedirectTarget(call, response, target, hop) is { } next)
             {
-                var location = response.Headers.Location!;
-                var next = location.IsAbsoluteUri ? location : new Uri(target, location);
-                response.Dispose();
-                if (hop >= MaxRedirects || next.Scheme is not ("http" or "https"))
-                {
-                    throw new RegistryException($"{call.Describe}: too many or unsupported redirects");
-                }
-
                 if (call.CacheRedirect)
                 {
                     _redirects[cacheKey] = (next, DateTimeOffset.UtcNow + _options.RedirectCacheLifetime);
@@ -249,6 +242,46 @@ public sealed partial class RegistryClient : IDisposable
 
             return response;
         }
+    }
+
+    /// <summary>A request for one hop of a call: user agent, accepted types, the (rest of the) range, and the body on the first hop.</summary>
+    private HttpRequestMessage NewRequest(Call call, Uri target, int hop)
+    {
+        var request = new HttpRequestMessage(call.Method, target);
+        request.Headers.UserAgent.ParseAdd(_options.UserAgent);
+        foreach (var type in call.Accept)
+        {
+            request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(type));
+        }
+
+        request.Headers.Range = call.ResumeFrom?.Invoke() is > 0 and var resume ? ResumedRange(call.Range, resume) : call.Range;
+        if (call.Content is not null && hop == 0)
+        {
+            request.Content = call.Content();
+        }
+
+        return request;
+    }
+
+    /// <summary>
+    /// Where a redirect answer points (the response is then disposed), or null when it is no redirect. Too
+    /// many hops, or a target that is not http(s), fail the call.
+    /// </summary>
+    private static Uri? RedirectTarget(Call call, HttpResponseMessage response, Uri from, int hop)
+    {
+        if ((int)response.StatusCode is not (301 or 302 or 303 or 307 or 308) || response.Headers.Location is not { } location)
+        {
+            return null;
+        }
+
+        var next = location.IsAbsoluteUri ? location : new Uri(from, location);
+        response.Dispose();
+        if (hop >= MaxRedirects || next.Scheme is not ("http" or "https"))
+        {
+            throw new RegistryException($"{call.Describe}: too many or unsupported redirects");
+        }
+
+        return next;
     }
 
     /// <summary>The rest of a range (or of the whole blob) after <paramref name="received"/> bytes of it arrived.</summary>
@@ -282,7 +315,29 @@ public sealed partial class RegistryClient : IDisposable
             handler.SslOptions.RemoteCertificateValidationCallback = trusted.Validate;
         }
 
+        if (_clientCertificate.Value is { } certificate)
+        {
+            handler.SslOptions.ClientCertificates = [certificate];
+        }
+
         return handler;
+    }
+
+    private X509Certificate2? LoadClientCertificate()
+    {
+        if (_options.ClientCertificateFile is not { Length: > 0 } path)
+        {
+            return null;
+        }
+
+        try
+        {
+            return X509Certificate2.CreateFromPemFile(path, _options.ClientKeyFile is { Length: > 0 } key ? key : null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
+        {
+            throw new RegistryException($"client certificate {path}: {e.Message}", null, e);
+        }
     }
 
     private static async Task<RegistryException> ErrorAsync(Call call, HttpResponseMessage response, CancellationToken cancellationToken)

@@ -44,6 +44,14 @@ public sealed record RegistryClientOptions
     /// <summary>Per registry, an HTTP proxy every request to it goes through (the hook for P2P distribution).</summary>
     public IReadOnlyDictionary<string, Uri> Proxies { get; init; } = new Dictionary<string, Uri>();
 
+    /// <summary>
+    /// A P2P agent (Dragonfly dfdaemon, DADI P2P proxy) blob GETs go through, as overlaybd's <c>p2pConfig.address</c>:
+    /// each blob GET asks <c>{P2pAddress}/{blob URL}</c> (the registry's URL, or the storage URL it redirects to),
+    /// with the Range header and, for the registry's own URL, its Authorization. A missing scheme means http,
+    /// as in overlaybd. Null: blobs come straight from the registry. See <see cref="P2pAgent"/>.
+    /// </summary>
+    public string? P2pAddress { get; init; }
+
     public RetryPolicy Retry { get; init; } = new();
 
     /// <summary>
@@ -52,6 +60,15 @@ public sealed record RegistryClientOptions
     /// (which on Linux honour <c>SSL_CERT_FILE</c>/<c>SSL_CERT_DIR</c>).
     /// </summary>
     public string? CaCertificatesFile { get; init; }
+
+    /// <summary>
+    /// A client certificate (PEM) offered in TLS handshakes with registries, token realms and the P2P agent
+    /// (mutual TLS), with its key in <see cref="ClientKeyFile"/>: overlaybd's <c>certConfig.certFile</c>/<c>keyFile</c>.
+    /// </summary>
+    public string? ClientCertificateFile { get; init; }
+
+    /// <summary>The PEM private key of <see cref="ClientCertificateFile"/> (null: the key is in the certificate file).</summary>
+    public string? ClientKeyFile { get; init; }
 
     /// <summary>Time allowed for one attempt, headers and body.</summary>
     public TimeSpan AttemptTimeout { get; init; } = TimeSpan.FromSeconds(60);

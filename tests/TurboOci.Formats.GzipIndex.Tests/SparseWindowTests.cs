@@ -115,3 +115,66 @@ public sealed class SparseWindowTests
         return output[..produced];
     }
 }
+
+/// <summary>
+/// The indexer given the blob in place (a mapped file in production) inflates it there and keeps no copies of its
+/// input, yet writes the same index and span digests as from a stream, and never reads bytes it said it was done with.
+/// </summary>
+public sealed class CompressedViewTests
+{
+    [Theory]
+    [InlineData("gzip", "-6 -n", false, true)]
+    [InlineData("pigz", "-n -b 128", true, true)]
+    [InlineData("gzip", "-1 -n", false, false)]
+    public void AViewOfTheBlobGivesTheSameIndexAsTheStreamAlone(string tool, string arguments, bool twoMembers, bool sparse)
+    {
+        var blob = GzipTestData.Compress(GzipTestData.MixedContent(seed: 21, size: 5 << 20), tool, arguments);
+        if (twoMembers)
+        {
+            blob = [.. blob, .. GzipTestData.Compress(GzipTestData.MixedContent(seed: 22, size: 3 << 20), tool, arguments)];
+        }
+
+        var options = new GzipIndexOptions { Span = 1 << 16, SpanDigests = true, SparseWindows = sparse };
+        AssertSameAsStream(blob, options);
+    }
+
+    [Fact]
+    public void OnOverlaybdsReferenceLayerTheViewGivesTheSameIndex() =>
+        AssertSameAsStream(File.ReadAllBytes(RepoPaths.Fixture("overlaybd-reference", "inputs", "layer.tar.gz")),
+            new GzipIndexOptions { SpanDigests = true, SparseWindows = true });
+
+    private static void AssertSameAsStream(byte[] blob, GzipIndexOptions options)
+    {
+        var (expected, expectedResult) = GzipTestData.BuildIndex(blob, options);
+        var view = new ReleaseCheckingView(blob);
+        using var output = new MemoryStream();
+        var result = GzipIndexBuilder.Build(view, output, SystemZlib.Instance, SystemZlib.Instance, options);
+        Assert.Equal(expected, output.ToArray());
+        Assert.Equal(expectedResult.Spans!.ToBytes(), result.Spans!.ToBytes());
+        Assert.True(view.Released > 0, "the indexer never let go of any input");
+    }
+
+    /// <summary>Fails a read of bytes the indexer had already released (a mapped view would have dropped them).</summary>
+    private sealed class ReleaseCheckingView(byte[] bytes) : IByteView
+    {
+        private long _released;
+
+        public long Released => Interlocked.Read(ref _released);
+
+        public long Length => bytes.Length;
+
+        public ReadOnlySpan<byte> Slice(long offset, int length)
+        {
+            Assert.True(offset >= Released, $"read at {offset} after the bytes before {Released} were released");
+            return bytes.AsSpan((int)offset, length);
+        }
+
+        public void ReleaseBefore(long offset)
+        {
+            long seen;
+            while ((seen = Interlocked.Read(ref _released)) < offset && Interlocked.CompareExchange(ref _released, offset, seen) != seen)
+            {
+            }
+        }
+    }
+}

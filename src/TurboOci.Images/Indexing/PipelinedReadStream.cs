@@ -22,13 +22,14 @@ internal sealed class PipelinedReadStream : ReadOnlyForwardStream, ISkippableStr
     private ArraySegment<byte> _current = ArraySegment<byte>.Empty;
     private bool _finished;
 
-    public PipelinedReadStream(Stream source, int chunkSize = 1 << 20, int depth = 8)
+    /// <param name="afterChunk">Called on the producing thread after each chunk is read (progress).</param>
+    public PipelinedReadStream(Stream source, int chunkSize = 1 << 20, int depth = 8, Action? afterChunk = null)
     {
         _chunks = new BlockingCollection<ArraySegment<byte>>(depth);
-        _producer = Task.Factory.StartNew(() => Produce(source, chunkSize), TaskCreationOptions.LongRunning);
+        _producer = Task.Factory.StartNew(() => Produce(source, chunkSize, afterChunk), TaskCreationOptions.LongRunning);
     }
 
-    private void Produce(Stream source, int chunkSize)
+    private void Produce(Stream source, int chunkSize, Action? afterChunk)
     {
         try
         {
@@ -42,6 +43,7 @@ internal sealed class PipelinedReadStream : ReadOnlyForwardStream, ISkippableStr
                 }
 
                 _chunks.Add(new ArraySegment<byte>(buffer, 0, n), _stop.Token);
+                afterChunk?.Invoke();
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)

@@ -152,6 +152,14 @@ public sealed class MetaImageConverter(RegistryClient? client = null)
             throw new InvalidDataException($"{source.Name} has no layers to convert");
         }
 
+        var converted = manifest.Layers.Select((layer, i) => (layer, i)).FirstOrDefault(l => l.layer.Annotations?.ContainsKey(TurboOciLabels.Version) == true);
+        if (converted.layer is not null)
+        {
+            // Its base layer is a raw ZFile and its meta layers hold no image files: indexing them would fail obscurely or mean nothing.
+            throw new TurboOciFormatException("OCI manifest", $"layers[{converted.i}].annotations", 0,
+                $"{source.Name} is already an overlaybd or TurboOCI image (layer {converted.layer.Digest} has {TurboOciLabels.Version}); convert the original image");
+        }
+
         if (manifest.Layers.Count + 1 > ImageConfig.MaxLowers)
         {
             throw new InvalidDataException($"{source.Name} has {manifest.Layers.Count} layers; overlaybd stacks at most {ImageConfig.MaxLowers - 1} on its base layer");
@@ -160,15 +168,31 @@ public sealed class MetaImageConverter(RegistryClient? client = null)
         return (root, manifest);
     }
 
+    /// <summary>Magic numbers of the layer compressions other than gzip, so they are named instead of failing as a damaged tar.</summary>
+    private static readonly (string Name, byte[] Magic)[] s_otherCompressions =
+    [
+        ("zstd", [0x28, 0xB5, 0x2F, 0xFD]),
+        ("bzip2", "BZh"u8.ToArray()),
+        ("xz", [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]),
+        ("lz4", [0x04, 0x22, 0x4D, 0x18]),
+    ];
+
     /// <summary>accelerated-container-image accepts gzip and uncompressed layers only (<c>isGzipLayer</c>); say so before indexing.</summary>
     private static void RefuseUnsupportedCompression(Descriptor layer, string path)
     {
-        Span<byte> magic = stackalloc byte[4];
-        using var file = File.OpenRead(path);
-        var read = file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
-        if (read == 4 && magic.SequenceEqual((ReadOnlySpan<byte>)[0x28, 0xB5, 0x2F, 0xFD]))
+        Span<byte> magic = stackalloc byte[6];
+        int read;
+        using (var file = File.OpenRead(path))
         {
-            throw new TurboOciFormatException("OCI layer", "compression", 0, $"layer {layer.Digest} is zstd-compressed; TurboOCI indexes gzip or plain tar layers only");
+            read = file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
+        }
+
+        foreach (var (name, bytes) in s_otherCompressions)
+        {
+            if (magic[..read].StartsWith(bytes))
+            {
+                throw new TurboOciFormatException("OCI layer", "compression", 0, $"layer {layer.Digest} is {name}-compressed; TurboOCI indexes gzip or plain tar layers only");
+            }
         }
     }
 

@@ -29,6 +29,19 @@ public sealed record MetaLayerLimits
 
     /// <summary>The marker is empty as accelerated-container-image writes it; allow a little slack.</summary>
     public long MaxMarkerBytes { get; init; } = 4096;
+
+    /// <summary>
+    /// The largest meta layer blob worth downloading: the three files at their limits, plus tar headers and
+    /// gzip's worst-case growth on incompressible data (deflate's stored blocks: 5 bytes per 64 KiB, under 1/64).
+    /// </summary>
+    public long MaxBlobBytes
+    {
+        get
+        {
+            var files = checked(MaxFsMetaBytes + MaxGzipIndexBytes + MaxMarkerBytes + (8 * 512));
+            return checked(files + (files / 64) + 4096);
+        }
+    }
 }
 
 /// <summary>

@@ -47,9 +47,16 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
     private readonly ConcurrentQueue<string> _output = new();
     private int _disposed;
 
-    private RegistryServer(string root, int port, Process process, RegistryAuth auth, string? password, TestTokenServer? tokens, string? certificatePath)
+    private RegistryServer(string root, int port, Process process, RegistryAuth auth, string? password, TestTokenServer? tokens, string? certificatePath,
+        bool requiresClientCertificate = false)
     {
         CertificatePath = certificatePath;
+        if (requiresClientCertificate)
+        {
+            ClientCertificatePath = System.IO.Path.Combine(root, "client.crt");
+            ClientKeyPath = System.IO.Path.Combine(root, "client.key");
+        }
+
         Root = root;
         Port = port;
         _process = process;
@@ -70,6 +77,14 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
 
     /// <summary>For a TLS registry: its self-signed certificate (PEM), the CA a client must be told to trust.</summary>
     public string? CertificatePath { get; }
+
+    /// <summary>
+    /// For a registry started by <see cref="StartMutualTlsAsync"/>: the client certificate (PEM) it accepts, and
+    /// its key; the registry refuses TLS handshakes without it.
+    /// </summary>
+    public string? ClientCertificatePath { get; }
+
+    public string? ClientKeyPath { get; }
 
     public RegistryAuth Auth { get; }
 
@@ -99,7 +114,15 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
     public static Task<RegistryServer> StartTlsAsync(RegistryAuth auth = RegistryAuth.Anonymous, CancellationToken cancellationToken = default) =>
         StartCoreAsync(auth, tls: true, cancellationToken);
 
-    private static async Task<RegistryServer> StartCoreAsync(RegistryAuth auth, bool tls, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts a TLS registry (as <see cref="StartTlsAsync"/>) that also requires a client certificate: the
+    /// self-signed one at <see cref="ClientCertificatePath"/> (key at <see cref="ClientKeyPath"/>), made by openssl
+    /// and configured as the registry's only client CA (<c>http.tls.clientcas</c>).
+    /// </summary>
+    public static Task<RegistryServer> StartMutualTlsAsync(RegistryAuth auth = RegistryAuth.Anonymous, CancellationToken cancellationToken = default) =>
+        StartCoreAsync(auth, tls: true, cancellationToken, requireClientCertificate: true);
+
+    private static async Task<RegistryServer> StartCoreAsync(RegistryAuth auth, bool tls, CancellationToken cancellationToken, bool requireClientCertificate = false)
     {
         var program = Tool.Which("docker-registry");
         Exception? last = null;
@@ -134,6 +157,13 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
                     Tool.RunChecked("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", key, "-out", certificate,
                         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:TRUE"]);
                     tlsYaml = $"\n  tls:\n    certificate: {certificate}\n    key: {key}";
+                    if (requireClientCertificate)
+                    {
+                        var clientCertificate = System.IO.Path.Combine(root, "client.crt");
+                        Tool.RunChecked("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", System.IO.Path.Combine(root, "client.key"),
+                            "-out", clientCertificate, "-subj", "/CN=turbooci-test-client", "-addext", "extendedKeyUsage=clientAuth"]);
+                        tlsYaml += $"\n    clientcas:\n      - {clientCertificate}";
+                    }
                 }
 
                 var config = $"""
@@ -167,7 +197,7 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
                 startInfo.ArgumentList.Add("serve");
                 startInfo.ArgumentList.Add(configPath);
                 var process = new Process { StartInfo = startInfo };
-                var server = new RegistryServer(root, port, process, auth, password, tokens, certificate);
+                var server = new RegistryServer(root, port, process, auth, password, tokens, certificate, requireClientCertificate);
                 process.OutputDataReceived += (_, e) => server.OnLine(e.Data);
                 process.ErrorDataReceived += (_, e) => server.OnLine(e.Data);
                 process.Start();
@@ -329,6 +359,12 @@ public sealed partial class RegistryServer : IDisposable, IAsyncDisposable
         {
             var expected = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(CertificatePath));
             handler.ServerCertificateCustomValidationCallback = (_, certificate, _, _) => certificate is not null && certificate.RawData.AsSpan().SequenceEqual(expected.RawData);
+        }
+
+        if (ClientCertificatePath is not null)
+        {
+            handler.ClientCertificateOptions = ClientCertificateOption.Manual;
+            handler.ClientCertificates.Add(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(ClientCertificatePath, ClientKeyPath));
         }
 
         return new HttpClient(handler, disposeHandler: true) { Timeout = timeout };

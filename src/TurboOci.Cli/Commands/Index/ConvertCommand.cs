@@ -38,6 +38,11 @@ public sealed class ConvertCommand : RegistryCommandBase, ICommand
     {
         using var client = CreateClient();
         var destination = Destination.StartsWith(':') ? WithTag(Source, Destination[1..]) : Destination;
+        if (string.Equals(Normalise(destination), Normalise(Source), StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"DST {Destination} is SRC itself: the meta image would replace the tag of the image it describes; give another tag");
+        }
+
         var options = new MetaImageOptions
         {
             Oci = Oci,
@@ -56,6 +61,12 @@ public sealed class ConvertCommand : RegistryCommandBase, ICommand
         return ExitCodes.Success;
     }
 
+    /// <summary>A reference as the registry sees it (defaults filled in), or a layout as given.</summary>
+    private static string Normalise(string image) =>
+        image.StartsWith("oci:", StringComparison.Ordinal)
+            ? image
+            : ImageReference.Parse(image.StartsWith("docker://", StringComparison.Ordinal) ? image["docker://".Length..] : image).ToString();
+
     /// <summary>SRC's repository with another tag (":TAG" as DST).</summary>
     private static string WithTag(string source, string tag)
     {
@@ -64,7 +75,6 @@ public sealed class ConvertCommand : RegistryCommandBase, ICommand
             throw new ArgumentException("DST ':TAG' needs a registry SRC; for a layout give oci:DIR:TAG");
         }
 
-        var reference = ImageReference.Parse(source.StartsWith("docker://", StringComparison.Ordinal) ? source["docker://".Length..] : source);
-        return reference.WithTag(tag).ToString();
+        return ImageReference.Parse(Normalise(source)).WithTag(tag).ToString();
     }
 }

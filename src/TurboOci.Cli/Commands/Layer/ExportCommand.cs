@@ -19,7 +19,7 @@ public sealed class ExportCommand : ICommand
     [Option("config", HelpText = "Export the stack an overlaybd config.v1.json describes (such as the one `turbooci index` writes) instead of LAYER files: TurboOCI layers read file data from their original blobs, through the gzip index when they have one.")]
     public string? Config { get; set; }
 
-    [Option("overlaybd-config", HelpText = "With --config: overlaybd's global config (cacheConfig, credentialConfig) for layers read from the registry named by the stack's repoBlobUrl. Default: /etc/overlaybd/overlaybd.json when it exists.")]
+    [Option("overlaybd-config", HelpText = "With --config: overlaybd's global config (cacheConfig, credentialConfig, p2pConfig, certConfig, userAgent) for layers read from the registry named by the stack's repoBlobUrl. Default: /etc/overlaybd/overlaybd.json when it exists.")]
     public string? OverlaybdConfigPath { get; set; }
 
     public Task<int> RunAsync(CancellationToken cancellationToken)

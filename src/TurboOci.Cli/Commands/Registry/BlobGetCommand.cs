@@ -44,7 +44,8 @@ public sealed class BlobGetCommand : CacheCommandBase, ICommand
         var unit = FetchUnit is null
             ? File.Exists(ConfigPath ?? OverlaybdConfig.DefaultPath) ? config.RefillSize : RemoteBlobOptions.DefaultFetchUnit
             : checked((int)RegistryCommandSupport.ParseSize(FetchUnit, "--fetch-unit"));
-        DiskRangeCache? cache = NoCache ? null : OpenCache(Verbose ? line => Console.Error.WriteLine($"turbooci: {line}") : null);
+        // Through a P2P agent the local cache is bypassed, as overlaybd does: the agent is the node's cache.
+        DiskRangeCache? cache = NoCache || client.Options.P2pAddress is not null ? null : OpenCache(Verbose ? line => Console.Error.WriteLine($"turbooci: {line}") : null);
         await using var source = await RemoteBlobSource.OpenAsync(client, image, digest, null,
             new RemoteBlobOptions { FetchUnit = unit, Cache = cache }, cancellationToken).ConfigureAwait(false);
         var offset = Offset ?? 0;

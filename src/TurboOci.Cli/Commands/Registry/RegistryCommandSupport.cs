@@ -8,7 +8,7 @@ namespace TurboOci.Cli.Commands.Registry;
 /// <summary>Options every registry verb shares: credentials, transport, config and cache.</summary>
 public abstract class RegistryCommandBase
 {
-    [Option("config", HelpText = "overlaybd-style global config (cacheConfig, credentialFilePath/credentialConfig). Default: /etc/overlaybd/overlaybd.json when it exists.")]
+    [Option("config", HelpText = "overlaybd-style global config (cacheConfig, credentialFilePath/credentialConfig, p2pConfig, certConfig, userAgent). Default: /etc/overlaybd/overlaybd.json when it exists.")]
     public string? ConfigPath { get; set; }
 
     [Option("username", HelpText = "Registry user name; the password is read from stdin (--password-stdin).")]
@@ -29,8 +29,12 @@ public abstract class RegistryCommandBase
     [Option("mirror", Separator = ',', HelpText = "Pull mirrors as REGISTRY=MIRROR (comma separated), tried in order before the registry.")]
     public IEnumerable<string> MirrorSpecs { get; set; } = [];
 
-    [Option("proxy", Separator = ',', HelpText = "HTTP proxies per registry as REGISTRY=URL (comma separated): the hook for P2P distribution.")]
+    [Option("proxy", Separator = ',', HelpText = "HTTP forward proxies per registry as REGISTRY=URL (comma separated). For an overlaybd-style P2P agent use --p2p.")]
     public IEnumerable<string> ProxySpecs { get; set; } = [];
+
+    [Option("p2p", HelpText = "P2P agent (Dragonfly dfdaemon, DADI P2P proxy) that serves blob bytes, in overlaybd's p2pConfig.address form (host:port/path or http(s)://host:port/path): "
+        + "each blob GET asks ADDRESS/<blob URL>, and the range cache is not used, as in overlaybd. Default: p2pConfig of --config when enabled. Ignored when nothing listens there.")]
+    public string? P2pAddress { get; set; }
 
     [Option("retries", Default = 5, HelpText = "Attempts per request on 5xx, 429, timeouts and resets (with jittered backoff).")]
     public int Retries { get; set; }
@@ -69,7 +73,8 @@ public abstract class RegistryCommandBase
             providers.Add(nodeCredentials);
         }
 
-        return new RegistryClient(new RegistryClientOptions
+        Action<string>? log = Verbose ? line => Console.Error.WriteLine($"turbooci: {line}") : null;
+        var options = config.ApplyTransportTo(new RegistryClientOptions
         {
             Credentials = new ChainedCredentialProvider([.. providers]),
             InsecureRegistries = Insecure.ToHashSet(StringComparer.Ordinal),
@@ -78,8 +83,21 @@ public abstract class RegistryCommandBase
             Proxies = ParsePairs(ProxySpecs, "--proxy").ToDictionary(p => p.Key, p => new Uri(p.Value)),
             Retry = new RetryPolicy { MaxAttempts = Math.Max(1, Retries) },
             AttemptTimeout = TimeSpan.FromSeconds(Math.Max(1, TimeoutSeconds)),
-            Log = Verbose ? line => Console.Error.WriteLine($"turbooci: {line}") : null,
+            Log = log,
         });
+        if (P2pAddress is not null)
+        {
+            options = options with { P2pAddress = P2pAddress };
+        }
+
+        // As overlaybd: an agent that does not accept connections is not used; blobs come from the registry.
+        if (options.P2pAddress is { } agent && !P2pAgent.IsReachableAsync(agent, P2pAgent.ProbeTimeout).GetAwaiter().GetResult())
+        {
+            log?.Invoke($"P2P agent {agent} does not accept connections: reading from registries directly");
+            options = options with { P2pAddress = null };
+        }
+
+        return new RegistryClient(options);
     }
 
     private static IEnumerable<KeyValuePair<string, string>> ParsePairs(IEnumerable<string> specs, string option) =>
