@@ -105,6 +105,9 @@ public sealed class ControlServer : IAsyncDisposable
         {
             while (await reader.ReadLineAsync(_stop.Token).ConfigureAwait(false) is { } line)
             {
+                // The line may have been read on the socket engine's own thread (inline completions): attaching and
+                // mounting block for a while and open registry-backed stacks, so requests run on the thread pool.
+                await Task.Yield();
                 ControlResponse response;
                 try
                 {

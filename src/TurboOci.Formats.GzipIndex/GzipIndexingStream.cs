@@ -268,6 +268,18 @@ public sealed class GzipIndexingStream : ReadOnlyForwardStream
     {
         if (disposing)
         {
+            // Span hashes and window analyses still running may read the view, which the caller unmaps next (and
+            // reading an unmapped page kills the process): after an error they finish before this returns.
+            var running = _spans.Select(span => (Task)span.Sha256).Concat(_pendingWindows.Select(window => window.Result).OfType<Task>()).ToArray();
+            try
+            {
+                Task.WaitAll(running);
+            }
+            catch (AggregateException)
+            {
+                // Their results are not wanted any more.
+            }
+
             _inflater?.Dispose();
             if (!_leaveOpen)
             {

@@ -70,5 +70,10 @@ public static class P2pAgent
         {
             return false;
         }
+        finally
+        {
+            // Back to the thread pool, as RegistryClient's calls return (see RegistryClient.ExecuteAsync).
+            await Task.Yield();
+        }
     }
 }

@@ -86,7 +86,24 @@ public sealed partial class RegistryClient : IDisposable
     /// Runs a call with auth, redirects, mirrors and retries; <paramref name="consume"/> reads the response and
     /// may throw <see cref="TransientException"/> (or an I/O error) to have the whole call retried.
     /// </summary>
+    /// <remarks>
+    /// Returns to its caller on the thread pool: with inline socket completions (the turbooci process turns them
+    /// on) the response is read on the socket engine's own thread, and a caller that went on there to a blocking
+    /// wait for another request (a synchronous block read, a stack being opened) could wait for itself.
+    /// </remarks>
     internal async Task<T> ExecuteAsync<T>(Call call, Func<HttpResponseMessage, CancellationToken, Task<T>> consume, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ExecuteOnSocketsAsync(call, consume, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await Task.Yield();
+        }
+    }
+
+    private async Task<T> ExecuteOnSocketsAsync<T>(Call call, Func<HttpResponseMessage, CancellationToken, Task<T>> consume, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         var attempt = 0;

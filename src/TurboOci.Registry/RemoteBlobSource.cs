@@ -294,6 +294,12 @@ public sealed class RemoteBlobSource : BlockSource
                     return;
                 }
 
+                if (readAhead)
+                {
+                    // Listed before readers can have it: one that reads it to its end takes it out of the table again.
+                    KeepReadAhead(index, fetched);
+                }
+
                 fetched.SetReady();
                 releasedEnd += fetched.Length;
                 released++;
@@ -327,16 +333,11 @@ public sealed class RemoteBlobSource : BlockSource
                 }
             }
 
-            // Cache after the readers were released, but keep the in-flight entries until the cache (and, for
-            // read-ahead, the read-ahead table) holds the units, so nobody refetches them in between.
+            // Cache after the readers were released, but keep the in-flight entries until the cache holds the
+            // units, so nobody refetches them in between.
             foreach (var (index, fetched) in run)
             {
                 var offset = index * unit;
-                if (readAhead)
-                {
-                    KeepReadAhead(index, fetched);
-                }
-
                 if (_options.Cache is MemoryRangeCache memory)
                 {
                     memory.Store(Digest, offset, fetched); // the cache takes its own reference

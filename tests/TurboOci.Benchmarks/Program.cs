@@ -21,6 +21,12 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        // As the turbooci process does (src/TurboOci.Cli/Program.cs): socket completions inline.
+        if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
+        {
+            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+        }
+
         var peers = typeof(Program).Assembly.GetTypes()
             .Where(t => typeof(IPeerBenchmark).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
             .Select(t => (IPeerBenchmark)Activator.CreateInstance(t)!)

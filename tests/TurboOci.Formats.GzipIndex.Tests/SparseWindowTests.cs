@@ -154,6 +154,28 @@ public sealed class CompressedViewTests
         Assert.True(view.Released > 0, "the indexer never let go of any input");
     }
 
+    [Fact]
+    public void AnIndexerDisposedMidwayHasStoppedReadingTheViewWhenDisposeReturns()
+    {
+        // An error part way (a hostile tar) disposes the indexer, then the caller unmaps the blob: no span hash or
+        // window analysis may still be reading the view then (a read of an unmapped page kills the process).
+        var blob = GzipTestData.Compress(GzipTestData.MixedContent(seed: 23, size: 8 << 20), "gzip", "-6 -n");
+        var view = new ReleaseCheckingView(blob) { SlowWorkers = true };
+        using var output = new MemoryStream();
+        var indexing = new GzipIndexingStream(view, output, SystemZlib.Instance, SystemZlib.Instance,
+            new GzipIndexOptions { Span = GzipIndexOptions.MinSpan, SpanDigests = true, SparseWindows = true });
+        var buffer = new byte[1 << 20];
+        for (var i = 0; i < 6; i++)
+        {
+            Assert.True(indexing.Read(buffer) > 0);
+        }
+
+        indexing.Dispose();
+        view.Unmap();
+        Thread.Sleep(200);
+        Assert.Equal(0, view.ReadsAfterUnmap);
+    }
+
     /// <summary>Fails a read of bytes the indexer had already released (a mapped view would have dropped them).</summary>
     private sealed class ReleaseCheckingView(byte[] bytes) : IByteView
     {
@@ -163,8 +185,29 @@ public sealed class CompressedViewTests
 
         public long Length => bytes.Length;
 
+        private readonly int _owner = Environment.CurrentManagedThreadId;
+        private int _unmapped;
+        private int _readsAfterUnmap;
+
+        /// <summary>Reads from other threads than the inflating one take a while, so some are running at any moment.</summary>
+        public bool SlowWorkers { get; init; }
+
+        public int ReadsAfterUnmap => Volatile.Read(ref _readsAfterUnmap);
+
+        public void Unmap() => Volatile.Write(ref _unmapped, 1);
+
         public ReadOnlySpan<byte> Slice(long offset, int length)
         {
+            if (SlowWorkers && Environment.CurrentManagedThreadId != _owner)
+            {
+                Thread.Sleep(20);
+            }
+
+            if (Volatile.Read(ref _unmapped) != 0)
+            {
+                Interlocked.Increment(ref _readsAfterUnmap);
+            }
+
             Assert.True(offset >= Released, $"read at {offset} after the bytes before {Released} were released");
             return bytes.AsSpan((int)offset, length);
         }

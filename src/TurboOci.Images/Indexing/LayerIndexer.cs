@@ -179,26 +179,44 @@ public static class LayerIndexer
         // inflater, and pages it leaves mapped in the shared view would count in this process's memory until the
         // inflater caught up.
         using var hashView = MappedFileView.Open(blobHandle);
-        var blobDigest = Task.Run(() => Sha256(hashView));
-        using var indexing = new GzipIndexingStream(blobView, indexOutput, SystemZlib.Instance, SystemZlib.Instance, indexOptions);
-        LayerApplyResult applied;
-        using (var pipelined = new PipelinedReadStream(indexing, afterChunk: () => options.Progress?.Invoke(indexing.CompressedPosition)))
+        using var stopHashing = new CancellationTokenSource();
+        var blobDigest = Task.Run(() => Sha256(hashView, stopHashing.Token));
+        try
         {
-            applied = applier.Apply(pipelined);
-            Drain(pipelined);
-        }
+            using var indexing = new GzipIndexingStream(blobView, indexOutput, SystemZlib.Instance, SystemZlib.Instance, indexOptions);
+            LayerApplyResult applied;
+            using (var pipelined = new PipelinedReadStream(indexing, afterChunk: () => options.Progress?.Invoke(indexing.CompressedPosition)))
+            {
+                applied = applier.Apply(pipelined);
+                Drain(pipelined);
+            }
 
-        var built = indexing.Complete();
-        File.WriteAllBytes(gzipSpans, built.Spans!.ToBytes());
-        return (applied, blobView.Length, blobDigest.GetAwaiter().GetResult());
+            var built = indexing.Complete();
+            File.WriteAllBytes(gzipSpans, built.Spans!.ToBytes());
+            return (applied, blobView.Length, blobDigest.GetAwaiter().GetResult());
+        }
+        finally
+        {
+            // The hasher reads the mapping that is unmapped on return: after an error it stops, and is waited for.
+            stopHashing.Cancel();
+            try
+            {
+                blobDigest.Wait();
+            }
+            catch (AggregateException)
+            {
+                // Cancelled, or failing with the error already on its way out.
+            }
+        }
     }
 
-    private static string Sha256(IByteView blob)
+    private static string Sha256(IByteView blob, CancellationToken stop)
     {
         using var sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         const int Step = 4 << 20;
         for (long offset = 0; offset < blob.Length; offset += Step)
         {
+            stop.ThrowIfCancellationRequested();
             sha256.AppendData(blob.Slice(offset, (int)Math.Min(Step, blob.Length - offset)));
             blob.ReleaseBefore(offset);
         }
