@@ -11,8 +11,8 @@ public static class Program
     public static async Task<int> Main(string[] args)
     {
         // Socket completions run on the socket engine's thread instead of hopping to the thread pool: a registry
-        // body read or an NBD request then costs no wake-up of a pool thread (remote sequential read 0.85 -> 0.93x
-        // curl at 0.29 instead of 0.37 s of CPU per GB; NBD QD16 1.8 -> 2.5x qemu-nbd). Read when the first socket is
+        // body read or an NBD request then costs no wake-up of a pool thread (remote sequential read 0.85 -> 0.96x
+        // curl at 0.33 instead of 0.42 s of CPU per GB; NBD QD16 1.8 -> 2.35x qemu-nbd). Read when the first socket is
         // made. Our socket code never blocks there: RegistryClient's calls and the P2P probe return on the thread
         // pool, the NBD server and the control socket hand requests to it. tests/TurboOci.Benchmarks does the same.
         if (Environment.GetEnvironmentVariable(InlineSocketCompletions) is null)
