@@ -110,6 +110,9 @@ internal sealed class RegistryAuthenticator
                 return cached.Token;
             }
 
+            // The credential provider may block (see RegistryClient.ExecuteAsync): never on the socket engine's
+            // thread, which the gate's release may have run on.
+            await Task.Yield();
             var credential = _options.Credentials?.Find(registry);
             var scopes = scope.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             using var request = credential is { IsIdentityToken: true }

@@ -122,6 +122,9 @@ public sealed partial class RegistryClient : IDisposable
                 using var response = await SendAsync(call, endpoint, isMirror, timeout.Token).ConfigureAwait(false);
                 if (response.StatusCode == HttpStatusCode.Unauthorized && !isMirror)
                 {
+                    // Credential providers may block (a credential server asked synchronously, a helper program):
+                    // not on the socket engine's thread, where this answer may have arrived.
+                    await Task.Yield();
                     if (reauthenticated || !_auth.OnUnauthorized(call.Image.Registry, call.Scope, response))
                     {
                         throw new RegistryAuthenticationException(
