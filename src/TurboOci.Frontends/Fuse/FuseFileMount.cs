@@ -52,6 +52,7 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
 
     private readonly MappedFileSet? _mappings;
     private long _mappedReplies;
+    private long _bufferedReplies;
 
     private FuseFileMount(string mountPoint, SafeFileHandle device, FuseFileSystem fileSystem, int workers, string fileName, MappedFileSet? mappings)
     {
@@ -77,6 +78,9 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
 
     /// <summary>How many READ replies went out straight from the mapped source file (see <see cref="FuseFileMountOptions.MappedReads"/>).</summary>
     public long MappedReplies => Interlocked.Read(ref _mappedReplies);
+
+    /// <summary>READ replies with a payload that had to be copied through a buffer (a run no local file holds verbatim).</summary>
+    public long BufferedReplies => Interlocked.Read(ref _bufferedReplies);
 
     /// <summary>A failure of the serving threads themselves (not of the source), if one happened.</summary>
     public Exception? WorkerFault => Volatile.Read(ref _workerFault);
@@ -234,6 +238,7 @@ public sealed class FuseFileMount : IDisposable, IAsyncDisposable
                     }
 
                     length = FileSystem.ReplyFromBuffer(payload, reply); // a run not stored verbatim in a mappable file
+                    Interlocked.Increment(ref _bufferedReplies);
                 }
 
                 if (length > 0)
