@@ -19,11 +19,3 @@ public interface IByteView
     {
     }
 }
-
-/// <summary>An array as an <see cref="IByteView"/>.</summary>
-public sealed class ArrayByteView(byte[] bytes) : IByteView
-{
-    public long Length => bytes.Length;
-
-    public ReadOnlySpan<byte> Slice(long offset, int length) => bytes.AsSpan(checked((int)offset), length);
-}

@@ -78,7 +78,7 @@ public sealed class RemoteBlobSourceTests(BlobFixture fixture) : IClassFixture<B
     public async Task SequentialReadWithoutCacheFetchesEachByteOnceInFewGrowingRequests()
     {
         // Default options, no cache: read-ahead units are held until read, so none is fetched twice, and the
-        // window grows (8 units, then 16, then 32) so a long read costs a handful of large requests.
+        // window grows (8 units, then 16, 32 and 64) so a long read costs a handful of large requests.
         using var client = new RegistryClient();
         var before = await fixture.BlobGetsAsync();
         await using var source = await RemoteBlobSource.OpenAsync(client, fixture.Image, fixture.Digest, fixture.Blob.Length);

@@ -103,7 +103,7 @@ public static class LayerIndexer
             long blobBytes;
             string digest;
 
-            // The warp layer gets no target: indexing never reads file data back, and the blob is a stream here.
+            // The warp layer gets no target: indexing never reads file data back.
             // A scratch layer: nothing is forced to disk (the files are deleted after the commit; forcing them costs
             // a sync per engine flush, and blocks allocated on disk make the delete slow).
             using (var upper = mapped
